@@ -1,0 +1,212 @@
+"""The spec's train:, export: and verify: sections, read into frozen dataclasses.
+
+Takes the YAML mappings (with lines) and a Reporter; returns TrainConfig, ExportConfig and
+VerifyConfig with every default filled in. Problems are recorded, not raised, so that a spec with a
+bad layer and a bad learning rate reports both in one run. No torch import.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from .fields import Reporter, Section, boolean, choice, int_list, integer, number, text
+from .yamlsafe import YList
+
+DATASETS = ("digits", "idx", "npz", "synthetic")
+LOSSES = ("cross_entropy", "nll", "mse")
+OPTIMIZERS = ("sgd", "adam", "adamw")
+SCHEDULES = ("none", "step", "cosine")
+PROVIDERS = ("cpu", "cuda")
+OPSETS = (18, 23)  # inclusive range the dynamo exporter of torch 2.13 writes and ORT 1.32 runs
+DEFAULT_OPSET = 18
+
+
+@dataclass(frozen=True)
+class DatasetConfig:
+    name: str = "digits"
+    fit: str = "resize"  # how samples meet the spec's input size: resize | pad | none
+    path: str | None = None  # npz: the file
+    train_images: str | None = None  # idx: MNIST-format files
+    train_labels: str | None = None
+    test_images: str | None = None
+    test_labels: str | None = None
+    num_classes: int = 10  # synthetic
+    samples: int = 1024  # synthetic
+    test_split: float = 0.2  # held out when the dataset has no test files of its own
+    line: int = 0
+
+
+@dataclass(frozen=True)
+class OptimizerConfig:
+    type: str = "sgd"
+    lr: float = 0.05
+    momentum: float = 0.9
+    nesterov: bool = False
+    weight_decay: float = 0.0
+    betas: tuple[float, float] = (0.9, 0.999)
+
+
+@dataclass(frozen=True)
+class ScheduleConfig:
+    type: str = "none"
+    step_size: int = 10
+    gamma: float = 0.1
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    dataset: DatasetConfig = DatasetConfig()
+    epochs: int = 10
+    batch_size: int = 64
+    loss: str = "cross_entropy"
+    optimizer: OptimizerConfig = OptimizerConfig()
+    schedule: ScheduleConfig = ScheduleConfig()
+    validation_split: float = 0.1
+    patience: int | None = None  # early stopping on validation loss; None = off
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class ExportConfig:
+    opset: int = DEFAULT_OPSET
+    dynamic_batch: bool = True
+    torchscript_mode: str = "script"
+
+
+@dataclass(frozen=True)
+class VerifyConfig:
+    atol: float = 1e-5
+    rtol: float = 1e-4
+    batch_sizes: tuple[int, ...] = (1, 3, 64)
+    providers: tuple[str, ...] = ("cpu", "cuda")
+
+
+def _fields(cls: type) -> list[str]:
+    return [f for f in cls.__dataclass_fields__ if f != "line"]
+
+
+def read_train(data: Any, report: Reporter, line: int) -> TrainConfig:
+    s = Section(data, ["dataset", "epochs", "batch_size", "loss", "optimizer", "schedule",
+                       "validation_split", "early_stopping", "seed"], report, where="train", line=line)
+    d = TrainConfig()
+    return TrainConfig(
+        dataset=_read_dataset(s.raw("dataset"), report, s.line("dataset")),
+        epochs=s.get("epochs", integer(1, 100_000), d.epochs),
+        batch_size=s.get("batch_size", integer(1, 65_536), d.batch_size),
+        loss=s.get("loss", choice(*LOSSES), d.loss),
+        optimizer=_read_optimizer(s.raw("optimizer"), report, s.line("optimizer")),
+        schedule=_read_schedule(s.raw("schedule"), report, s.line("schedule")),
+        validation_split=s.get("validation_split", number(0.0, 0.5), d.validation_split),
+        patience=_read_early_stopping(s.raw("early_stopping"), report, s.line("early_stopping")),
+        seed=s.get("seed", integer(0, 2**32 - 1), d.seed),
+    )
+
+
+def _read_dataset(data: Any, report: Reporter, line: int) -> DatasetConfig:
+    s = Section(data, _fields(DatasetConfig), report, where="train.dataset", line=line)
+    d = DatasetConfig()
+    name = s.get("name", choice(*DATASETS), d.name)
+    path = text(4096)
+    cfg = DatasetConfig(
+        name=name or d.name,
+        fit=s.get("fit", choice("resize", "pad", "none"), d.fit),
+        path=s.get("path", path, None),
+        train_images=s.get("train_images", path, None),
+        train_labels=s.get("train_labels", path, None),
+        test_images=s.get("test_images", path, None),
+        test_labels=s.get("test_labels", path, None),
+        num_classes=s.get("num_classes", integer(2, 100_000), d.num_classes),
+        samples=s.get("samples", integer(2, 10_000_000), d.samples),
+        test_split=s.get("test_split", number(0.0, 0.9, lo_open=True), d.test_split),
+        line=s.line(),
+    )
+    needs = {"npz": ["path"], "idx": ["train_images", "train_labels"]}.get(cfg.name, [])
+    for key in needs:
+        if getattr(cfg, key) is None:
+            s.fail(f"dataset {cfg.name} needs '{key}'", s.line(),
+                   hint=f"add {key}: <file> (relative to the spec's folder)")
+    if cfg.name == "idx" and (cfg.test_images is None) != (cfg.test_labels is None):
+        s.fail("dataset idx needs both test_images and test_labels, or neither", s.line())
+    return cfg
+
+
+def _read_optimizer(data: Any, report: Reporter, line: int) -> OptimizerConfig:
+    s = Section(data, _fields(OptimizerConfig), report, where="train.optimizer", line=line)
+    d = OptimizerConfig()
+    kind = s.get("type", choice(*OPTIMIZERS), d.type)
+    if kind != "sgd":
+        for key in ("momentum", "nesterov"):
+            if s.has(key):
+                s.fail(f"{key} applies to sgd, not {kind}", s.line(key), hint=f"remove {key}")
+    betas = s.get("betas", int_list(number(0.0, 1.0, what="a beta"), 2, 2), d.betas)
+    cfg = OptimizerConfig(
+        type=kind or d.type,
+        lr=s.get("lr", number(0.0, 10.0, lo_open=True, what="a learning rate"), d.lr),
+        momentum=s.get("momentum", number(0.0, 1.0), d.momentum if kind == "sgd" else 0.0),
+        nesterov=s.get("nesterov", boolean, d.nesterov),
+        weight_decay=s.get("weight_decay", number(0.0, 1.0), d.weight_decay),
+        betas=tuple(betas) if betas else d.betas,
+    )
+    if cfg.nesterov and cfg.momentum == 0:
+        s.fail("nesterov needs a momentum above 0", s.line("nesterov"), hint="set momentum: 0.9")
+    return cfg
+
+
+def _read_schedule(data: Any, report: Reporter, line: int) -> ScheduleConfig:
+    if isinstance(data, str):  # `schedule: cosine` is shorthand for {type: cosine}
+        data = {"type": data}
+    s = Section(data, _fields(ScheduleConfig), report, where="train.schedule", line=line)
+    d = ScheduleConfig()
+    return ScheduleConfig(
+        type=s.get("type", choice(*SCHEDULES), d.type),
+        step_size=s.get("step_size", integer(1, 100_000), d.step_size),
+        gamma=s.get("gamma", number(0.0, 1.0, lo_open=True), d.gamma),
+    )
+
+
+def _read_early_stopping(data: Any, report: Reporter, line: int) -> int | None:
+    if data is None:
+        return None
+    s = Section(data, ["patience"], report, where="train.early_stopping", line=line)
+    return s.get("patience", integer(1, 100_000))
+
+
+def read_export(data: Any, report: Reporter, line: int) -> ExportConfig:
+    s = Section(data, ["onnx", "torchscript"], report, where="export", line=line)
+    d = ExportConfig()
+    onnx = Section(s.raw("onnx"), ["opset", "dynamic_batch"], report, where="export.onnx",
+                   line=s.line("onnx"))
+    ts = Section(s.raw("torchscript"), ["mode"], report, where="export.torchscript",
+                 line=s.line("torchscript"))
+    lo, hi = OPSETS
+    opset = onnx.get("opset", integer(1, 10_000, "an opset number"), d.opset)
+    if opset is not None and not lo <= opset <= hi:
+        onnx.fail(f"opset {opset} is outside the supported range {lo} to {hi}",
+                  onnx.line("opset"), hint=f"use opset: {DEFAULT_OPSET}")
+    return ExportConfig(
+        opset=opset or d.opset,
+        dynamic_batch=onnx.get("dynamic_batch", boolean, d.dynamic_batch),
+        torchscript_mode=ts.get("mode", choice("script", "trace"), d.torchscript_mode),
+    )
+
+
+def read_verify(data: Any, report: Reporter, line: int) -> VerifyConfig:
+    s = Section(data, _fields(VerifyConfig), report, where="verify", line=line)
+    d = VerifyConfig()
+    tol = number(0.0, 1.0)
+    providers = s.get("providers", _providers, d.providers)
+    return VerifyConfig(
+        atol=s.get("atol", tol, d.atol),
+        rtol=s.get("rtol", tol, d.rtol),
+        batch_sizes=s.get("batch_sizes", int_list(integer(1, 4096), 1, 16), d.batch_sizes),
+        providers=providers,
+    )
+
+
+def _providers(value: Any) -> tuple[str, ...]:
+    if not isinstance(value, YList):
+        value = [value]
+    out = tuple(choice(*PROVIDERS)(v) for v in value)
+    return tuple(dict.fromkeys(out))
+

@@ -1,0 +1,78 @@
+"""Errors that are part of lenetc's interface, and the exit code each one maps to.
+
+A SpecError carries every Problem found in a spec (file, YAML line, layer, message, hint) and exits 2.
+A RuntimeFailure (missing dataset, unwritable folder, export failure) exits 1 with a one-line cause.
+A ParityFailure exits 3. Only cli.py turns these into exit codes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+EXIT_OK = 0
+EXIT_RUNTIME = 1
+EXIT_SPEC = 2
+EXIT_PARITY = 3
+
+
+@dataclass(frozen=True)
+class Location:
+    """Where a problem sits: a file and a 1-based YAML line (0 when unknown)."""
+
+    file: str
+    line: int = 0
+
+    def __str__(self) -> str:
+        return f"{self.file}:{self.line}" if self.line else self.file
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One thing wrong with a spec, phrased as expected vs found, with a way out."""
+
+    message: str
+    at: Location
+    layer: str | None = None  # "fc1 (linear)" when the problem belongs to a layer
+    hint: str | None = None
+
+    def format(self) -> str:
+        where = f"{self.at}: "
+        what = f"layer {self.layer}: " if self.layer else ""
+        text = f"{where}{what}{self.message}"
+        if self.hint:
+            text += f"\n  hint: {self.hint}"
+        return text
+
+
+class LenetcError(Exception):
+    """Base class: every error lenetc raises on purpose."""
+
+    exit_code = EXIT_RUNTIME
+
+
+class SpecError(LenetcError):
+    """The spec is wrong; carries every problem found (exit 2)."""
+
+    exit_code = EXIT_SPEC
+
+    def __init__(self, problems: list[Problem] | Problem) -> None:
+        self.problems = [problems] if isinstance(problems, Problem) else list(problems)
+        super().__init__("\n".join(p.format() for p in self.problems))
+
+
+class UsageError(LenetcError):
+    """A command-line argument is wrong (exit 2)."""
+
+    exit_code = EXIT_SPEC
+
+
+class RuntimeFailure(LenetcError):
+    """The spec is fine, but something in the world is not: a file, a folder, a library (exit 1)."""
+
+    exit_code = EXIT_RUNTIME
+
+
+class ParityFailure(LenetcError):
+    """An exported artifact does not compute what the torch module computes (exit 3)."""
+
+    exit_code = EXIT_PARITY

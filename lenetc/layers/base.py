@@ -1,0 +1,144 @@
+"""The layer registry: one LayerKind per spec `type`, holding its keys, its shape rule and its doc.
+
+A kind's shape rule takes the parsed keys and the input shape (batch omitted) and returns an
+Inferred: the output shape, the arithmetic that produced it (as text for `check`), the parameter
+count, the FLOPs and the constructor / call arguments as Python literals for the template fragment
+templates/<target>/layers/<type>.j2. Adding a layer kind means one register() call, one fragment
+and one test row; nothing else in lenetc branches on a kind. No torch import here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..fields import REQUIRED, Parser
+
+Shape = tuple[int, ...]
+
+
+class ShapeProblem(Exception):
+    """A layer cannot take its input: message is expected-vs-found, hint is a way out."""
+
+    def __init__(self, message: str, hint: str | None = None, key: str | None = None) -> None:
+        super().__init__(message)
+        self.hint = hint
+        self.key = key  # the spec key at fault, to point at its YAML line
+
+
+@dataclass(frozen=True)
+class Param:
+    name: str
+    parse: Parser
+    default: Any = REQUIRED
+    doc: str = ""
+
+
+@dataclass(frozen=True)
+class LayerInput:
+    """What a layer receives: its shape, and the factors when a flatten made it (16, 5, 5)."""
+
+    shape: Shape
+    factors: Shape | None = None
+
+
+@dataclass(frozen=True)
+class Inferred:
+    out_shape: Shape
+    formula: str = ""
+    params: int = 0
+    flops: int = 0
+    # Python literals for the template fragment: every argument by name, and the keyword
+    # arguments that differ from torch's defaults (the ones a person would write out).
+    args: Mapping[str, str] = field(default_factory=dict)
+    options: tuple[tuple[str, str], ...] = ()
+    factors: Shape | None = None  # set by flatten, read by linear for `16 * 5 * 5`
+
+
+Rule = Callable[[Mapping[str, Any], LayerInput], Inferred]
+
+
+@dataclass(frozen=True)
+class LayerKind:
+    type: str
+    prefix: str  # auto names: conv -> conv1, conv2
+    params: tuple[Param, ...]
+    rule: Rule
+    module: bool  # True: an nn.Module attribute (has parameters or buffers); False: functional
+    torch: str  # what it renders to, for docs: "nn.Conv2d", "F.max_pool2d"
+    summary: str
+
+    @property
+    def keys(self) -> tuple[str, ...]:
+        return tuple(p.name for p in self.params)
+
+
+REGISTRY: dict[str, LayerKind] = {}
+
+
+def register(kind: LayerKind) -> LayerKind:
+    if kind.type in REGISTRY:
+        raise ValueError(f"layer kind '{kind.type}' is registered twice")
+    REGISTRY[kind.type] = kind
+    return kind
+
+
+# ---- helpers shared by the rules -------------------------------------------------------------
+
+
+def lit(value: Any) -> str:
+    """A Python literal for generated source: (5, 5) -> 5, (2, 3) -> (2, 3), 'same' -> 'same'."""
+    if isinstance(value, tuple):
+        if len(value) == 2 and value[0] == value[1]:
+            return lit(value[0])
+        return "(" + ", ".join(lit(v) for v in value) + ")"
+    if isinstance(value, bool):
+        return "True" if value else "False"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        return repr(value)
+    if isinstance(value, str):
+        return repr(value)
+    raise TypeError(f"no literal for {value!r}")
+
+
+def options(params: Mapping[str, Any], defaults: Mapping[str, Any]) -> tuple[tuple[str, str], ...]:
+    """The keyword arguments whose value differs from torch's default, in the given order."""
+    out = []
+    for key, default in defaults.items():
+        value = params[key]
+        if _norm(value) != _norm(default):
+            out.append((key, lit(value)))
+    return tuple(out)
+
+
+def _norm(value: Any) -> Any:
+    if isinstance(value, tuple) and len(value) == 2 and value[0] == value[1]:
+        return value[0]
+    return value
+
+
+def numel(shape: Shape) -> int:
+    n = 1
+    for d in shape:
+        n *= d
+    return n
+
+
+def fmt_shape(shape: Shape) -> str:
+    return "(" + ", ".join(str(d) for d in shape) + ")"
+
+
+def need_rank(inp: LayerInput, rank: int, what: str, hint: str) -> None:
+    if len(inp.shape) != rank:
+        expected = "(channels, height, width)" if rank == 3 else "(features,)"
+        raise ShapeProblem(
+            f"{what} takes a {rank}-D input {expected}, but its input is {fmt_shape(inp.shape)}",
+            hint=hint,
+        )
+
+
+def per_axis(texts: tuple[str, str], same: bool) -> str:
+    return texts[0] if same else f"h: {texts[0]}; w: {texts[1]}"

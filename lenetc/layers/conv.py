@@ -1,0 +1,141 @@
+"""conv2d: nn.Conv2d, with torch's output-size rule per axis.
+
+out = floor((in + 2*padding - dilation*(kernel - 1) - 1) / stride) + 1
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from ..fields import FieldError, boolean, integer, pair
+from .base import (
+    Inferred,
+    LayerInput,
+    LayerKind,
+    Param,
+    ShapeProblem,
+    lit,
+    need_rank,
+    numel,
+    options,
+    per_axis,
+    register,
+)
+
+_size = pair(integer(1, 4096, "a positive integer"))
+_stride = pair(integer(1, 4096, "a positive integer"))
+_pad_int = pair(integer(0, 4096, "a non-negative integer"), "a non-negative integer")
+
+
+def padding(value: Any) -> tuple[int, int] | str:
+    """An int, an [h, w] pair, or 'same' / 'valid', as torch.nn.Conv2d takes it."""
+    if isinstance(value, str):
+        if value in ("same", "valid"):
+            return value
+        raise FieldError(f"expected an integer, an [h, w] pair, 'same' or 'valid', found '{value}'")
+    return _pad_int(value)
+
+
+def window_terms(n: int, k: int, p: int, d: int) -> tuple[int, str]:
+    """The numerator in + 2p - d(k-1) - 1 and how it reads: '32 - 5', '14 + 2*1 - 3'."""
+    value = n + 2 * p - d * (k - 1) - 1
+    text = str(n)
+    if p:
+        text += f" + 2*{p}"
+    text += f" - {k}" if d == 1 else f" - {d}*({k} - 1) - 1"
+    return value, text
+
+
+def conv_axis(n: int, k: int, s: int, p: int, d: int) -> tuple[int, str]:
+    """One axis of a convolution: (output size, the arithmetic as text)."""
+    num, text = window_terms(n, k, p, d)
+    out = num // s + 1
+    if s == 1:
+        return out, f"{text} + 1 = {out}"
+    op = "/" if num % s == 0 else "//"
+    return out, f"({text}) {op} {s} + 1 = {out}"
+
+
+def _conv2d(a: Mapping[str, Any], inp: LayerInput) -> Inferred:
+    need_rank(inp, 3, "conv2d", "conv2d follows the input image or another conv/pool layer, "
+              "before any flatten")
+    c, h, w = inp.shape
+    if a["in_channels"] is not None and a["in_channels"] != c:
+        raise ShapeProblem(
+            f"in_channels is {a['in_channels']}, but its input has {c} channels",
+            hint=f"remove in_channels to infer it, or set it to {c}",
+            key="in_channels",
+        )
+    groups, cout = a["groups"], a["out_channels"]
+    if c % groups or cout % groups:
+        raise ShapeProblem(
+            f"groups = {groups} must divide both in_channels ({c}) and out_channels ({cout})",
+            hint="choose groups among the common divisors of the two",
+            key="groups",
+        )
+    (kh, kw), (sh, sw), (dh, dw) = a["kernel_size"], a["stride"], a["dilation"]
+    pad = a["padding"]
+    if pad == "same":
+        if (sh, sw) != (1, 1):
+            raise ShapeProblem(
+                f"padding 'same' needs stride 1, found stride {lit(a['stride'])}",
+                hint="torch does not support 'same' with strided convolutions; give padding as a "
+                "number",
+                key="padding",
+            )
+        oh, ow = h, w
+        formula = f"'same' padding keeps {h} x {w}"
+    else:
+        ph, pw = (0, 0) if pad == "valid" else pad
+        for axis, n, k, p, d in (("height", h, kh, ph, dh), ("width", w, kw, pw, dw)):
+            span = d * (k - 1) + 1
+            if n + 2 * p < span:
+                raise ShapeProblem(
+                    f"the kernel spans {span} along {axis}, more than the padded input "
+                    f"{n}" + (f" + 2*{p} = {n + 2 * p}" if p else ""),
+                    hint="use a smaller kernel_size or dilation, add padding, or remove a pooling "
+                    "layer before it",
+                    key="kernel_size",
+                )
+        (oh, th), (ow, tw) = conv_axis(h, kh, sh, ph, dh), conv_axis(w, kw, sw, pw, dw)
+        square = h == w and (kh, sh, ph, dh) == (kw, sw, pw, dw)
+        formula = per_axis((th, tw), same=square)
+    out = (cout, oh, ow)
+    per_out = (c // groups) * kh * kw
+    params = cout * per_out + (cout if a["bias"] else 0)
+    flops = numel(out) * (2 * per_out + (1 if a["bias"] else 0))
+    resolved = dict(a, in_channels=c, padding=pad)
+    return Inferred(
+        out_shape=out,
+        formula=formula,
+        params=params,
+        flops=flops,
+        args={"in_channels": lit(c), "out_channels": lit(cout), "kernel_size": lit((kh, kw))},
+        options=options(
+            resolved,
+            {"stride": 1, "padding": 0, "dilation": 1, "groups": 1, "bias": True},
+        ),
+    )
+
+
+register(
+    LayerKind(
+        type="conv2d",
+        prefix="conv",
+        params=(
+            Param("out_channels", integer(1, 65536), doc="number of filters"),
+            Param("kernel_size", _size, doc="int or [h, w]"),
+            Param("stride", _stride, (1, 1), "int or [h, w]"),
+            Param("padding", padding, (0, 0), "int, [h, w], 'same' or 'valid'"),
+            Param("dilation", _size, (1, 1), "int or [h, w]"),
+            Param("groups", integer(1, 65536), 1, "channel groups"),
+            Param("bias", boolean, True, "learn an additive bias"),
+            Param("in_channels", integer(1, 65536), None, "optional; inferred and checked"),
+        ),
+        rule=_conv2d,
+        module=True,
+        torch="nn.Conv2d",
+        summary="2-D convolution",
+    )
+)

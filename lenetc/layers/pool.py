@@ -1,0 +1,157 @@
+"""max_pool2d, avg_pool2d, adaptive_avg_pool2d: functional pooling, with torch's size rule.
+
+out = floor_or_ceil((in + 2*padding - dilation*(kernel - 1) - 1) / stride) + 1; with ceil_mode the
+last window must start inside the input or the left padding, else torch drops it (out - 1).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from ..fields import boolean, integer, pair
+from .base import (
+    Inferred,
+    LayerInput,
+    LayerKind,
+    Param,
+    ShapeProblem,
+    lit,
+    need_rank,
+    numel,
+    options,
+    per_axis,
+    register,
+)
+from .conv import window_terms
+
+_size = pair(integer(1, 4096, "a positive integer"))
+_pad = pair(integer(0, 4096, "a non-negative integer"), "a non-negative integer")
+
+
+def pool_axis(n: int, k: int, s: int, p: int, d: int, ceil: bool) -> tuple[int, str]:
+    """One axis of a pooling window: (output size, the arithmetic as text)."""
+    num, text = window_terms(n, k, p, d)
+    if ceil:
+        out = -(-num // s) + 1
+        if (out - 1) * s >= n + p:  # torch: the last window must start inside input + left pad
+            return out - 1, (
+                f"ceil(({text}) / {s}) + 1 = {out}, less the window that would start past the "
+                f"input = {out - 1}"
+            )
+        if k == s and p == 0 and d == 1:
+            return out, f"ceil({n} / {k}) = {out}"
+        return out, f"ceil(({text}) / {s}) + 1 = {out}"
+    out = num // s + 1
+    if k == s and p == 0 and d == 1:  # the classic non-overlapping pool: a plain division
+        return out, f"{n} / {k} = {out}" if n % k == 0 else f"floor({n} / {k}) = {out}"
+    op = "/" if num % s == 0 else "//"
+    return out, f"({text}) {op} {s} + 1 = {out}"
+
+
+def _window(a: Mapping[str, Any], inp: LayerInput, what: str, dilation: tuple[int, int]) -> Inferred:
+    need_rank(inp, 3, what, "pooling works on (channels, height, width), before any flatten")
+    c, h, w = inp.shape
+    (kh, kw) = a["kernel_size"]
+    (sh, sw) = a["stride"] if a["stride"] is not None else a["kernel_size"]
+    (ph, pw), (dh, dw) = a["padding"], dilation
+    if ph > kh // 2 or pw > kw // 2:
+        raise ShapeProblem(
+            f"padding {lit(a['padding'])} is more than half of kernel_size {lit((kh, kw))}",
+            hint=f"torch allows padding up to kernel_size // 2 = {lit((kh // 2, kw // 2))}",
+            key="padding",
+        )
+    (oh, th), (ow, tw) = (
+        pool_axis(h, kh, sh, ph, dh, a["ceil_mode"]),
+        pool_axis(w, kw, sw, pw, dw, a["ceil_mode"]),
+    )
+    if oh < 1 or ow < 1:
+        raise ShapeProblem(
+            f"the {kh} x {kw} window does not fit the {h} x {w} input (output {oh} x {ow})",
+            hint="use a smaller kernel_size, add padding, or remove an earlier pooling layer",
+            key="kernel_size",
+        )
+    square = h == w and (kh, sh, ph, dh) == (kw, sw, pw, dw)
+    out = (c, oh, ow)
+    resolved = dict(a, stride=(sh, sw))
+    return Inferred(
+        out_shape=out,
+        formula=per_axis((th, tw), square),
+        flops=numel(out) * kh * kw,
+        args={"kernel_size": lit((kh, kw))},
+        options=options(resolved, {"stride": (kh, kw), "padding": 0})
+        + (options({"dilation": dilation}, {"dilation": 1}) if what == "max_pool2d" else ())
+        + options(a, {"ceil_mode": False})
+        + (options(a, {"count_include_pad": True}) if what == "avg_pool2d" else ()),
+    )
+
+
+def _max_pool2d(a: Mapping[str, Any], inp: LayerInput) -> Inferred:
+    return _window(a, inp, "max_pool2d", a["dilation"])
+
+
+def _avg_pool2d(a: Mapping[str, Any], inp: LayerInput) -> Inferred:
+    return _window(a, inp, "avg_pool2d", (1, 1))
+
+
+def _adaptive_avg_pool2d(a: Mapping[str, Any], inp: LayerInput) -> Inferred:
+    need_rank(inp, 3, "adaptive_avg_pool2d", "pooling works on (channels, height, width)")
+    c, h, w = inp.shape
+    oh, ow = a["output_size"]
+    return Inferred(
+        out_shape=(c, oh, ow),
+        formula=f"{h} x {w} -> {oh} x {ow} (adaptive)",
+        flops=numel(inp.shape),
+        args={"output_size": lit((oh, ow))},
+    )
+
+
+_WINDOW = (
+    Param("kernel_size", _size, doc="int or [h, w]"),
+    Param("stride", _size, None, "int or [h, w]; defaults to kernel_size"),
+    Param("padding", _pad, (0, 0), "int or [h, w], at most kernel_size // 2"),
+)
+
+register(
+    LayerKind(
+        type="max_pool2d",
+        prefix="pool",
+        params=_WINDOW
+        + (
+            Param("dilation", _size, (1, 1), "int or [h, w]"),
+            Param("ceil_mode", boolean, False, "round the output size up, as torch does"),
+        ),
+        rule=_max_pool2d,
+        module=False,
+        torch="F.max_pool2d",
+        summary="max pooling",
+    )
+)
+
+register(
+    LayerKind(
+        type="avg_pool2d",
+        prefix="avgpool",
+        params=_WINDOW
+        + (
+            Param("ceil_mode", boolean, False, "round the output size up, as torch does"),
+            Param("count_include_pad", boolean, True, "count padded zeros in the average"),
+        ),
+        rule=_avg_pool2d,
+        module=False,
+        torch="F.avg_pool2d",
+        summary="average pooling",
+    )
+)
+
+register(
+    LayerKind(
+        type="adaptive_avg_pool2d",
+        prefix="gap",
+        params=(Param("output_size", _size, doc="int or [h, w]"),),
+        rule=_adaptive_avg_pool2d,
+        module=False,
+        torch="F.adaptive_avg_pool2d",
+        summary="average pooling to a fixed output size",
+    )
+)

@@ -1,0 +1,237 @@
+"""Stage 1, load: a spec file -> Spec, the typed IR every later stage reads.
+
+Takes a path to YAML; returns a frozen Spec whose layers are Nodes with explicit inputs (a chain
+today, a graph later), parsed keys, and YAML lines. Raises SpecError listing every problem found:
+unknown types and keys (with the nearest known one), wrong types and ranges, unsafe names. Shapes
+are not checked here (shapes.py does). No torch import.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import keyword
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .config import ExportConfig, TrainConfig, VerifyConfig, read_export, read_train, read_verify
+from .errors import SpecError
+from .fields import FieldError, Reporter, Section, describe, integer, nearest, text
+from .layers import REGISTRY
+from .yamlsafe import YList, YMap, line_of, load_yaml
+
+INPUT = "input"  # the name of the graph input, which the first node reads
+_IDENT = re.compile(r"[A-Za-z][A-Za-z0-9_]{0,63}\Z")
+# Attribute names an nn.Module already has (public ones; leading underscores are refused anyway).
+# A layer named `forward` or `training` would break the generated class. tests/test_spec.py checks
+# this list against dir(torch.nn.Module), so a new torch cannot slip one past us.
+MODULE_ATTRIBUTES = frozenset(
+    """T_destination add_module apply bfloat16 buffers call_super_init children compile cpu cuda
+    double dump_patches eval extra_repr float forward get_buffer get_extra_state get_parameter
+    get_submodule half ipu load_state_dict modules mtia named_buffers named_children named_modules
+    named_parameters parameters register_backward_hook register_buffer register_forward_hook
+    register_forward_pre_hook register_full_backward_hook register_full_backward_pre_hook
+    register_load_state_dict_post_hook register_load_state_dict_pre_hook register_module
+    register_parameter register_state_dict_post_hook register_state_dict_pre_hook requires_grad_
+    set_extra_state set_submodule share_memory state_dict to to_empty train training type xpu
+    zero_grad""".split()
+)
+# Names the generated module file uses itself; a class or layer must not shadow them.
+SOURCE_NAMES = frozenset({"torch", "nn", "F", "x", "self", "super", "Tensor", INPUT})
+
+
+@dataclass(frozen=True)
+class Node:
+    """One layer of the network: a registered kind, its parsed keys, and where it came from."""
+
+    name: str
+    type: str
+    args: Mapping[str, Any]
+    inputs: tuple[str, ...]
+    line: int
+    key_lines: Mapping[str, int]
+    auto_named: bool
+
+    @property
+    def label(self) -> str:
+        return f"{self.name} ({self.type})"
+
+
+@dataclass(frozen=True)
+class Spec:
+    name: str
+    class_name: str
+    input_shape: tuple[int, ...]
+    nodes: tuple[Node, ...]
+    train: TrainConfig
+    export: ExportConfig
+    verify: VerifyConfig
+    path: str  # as the user gave it, for messages
+    source_dir: Path  # dataset paths are relative to it
+    sha256: str  # of the spec file's bytes
+    input_line: int = 0
+
+    @property
+    def output(self) -> str:
+        return self.nodes[-1].name
+
+
+def load_spec(path: Path | str, display: str | None = None) -> Spec:
+    path = Path(path)
+    name = display or str(path)
+    data = load_yaml(path, name)
+    raw = path.read_bytes()
+    return parse_spec(data, name, path.resolve().parent, hashlib.sha256(raw).hexdigest())
+
+
+def parse_spec(data: YMap, file: str, source_dir: Path, sha256: str = "") -> Spec:
+    report = Reporter(file)
+    top = Section(data, ["name", "class_name", "input", "layers", "train", "export", "verify"],
+                  report, where="the spec", line=data.line)
+    name = top.get("name", text(64))
+    if name is not None and not _check_identifier(name, "name", top, top.line("name")):
+        name = None
+    class_name = top.get("class_name", text(64), None)
+    if class_name is None and name is not None:
+        class_name = camel_case(name)
+    if class_name is not None:
+        _check_identifier(class_name, "class_name", top, top.line("class_name") or top.line("name"))
+    inp = Section(top.raw("input"), ["shape"], report, where="input", line=top.line("input"))
+    shape = inp.get("shape", _input_shape)
+    nodes = _read_layers(top, report)
+    train = read_train(top.raw("train"), report, top.line("train"))
+    export = read_export(top.raw("export"), report, top.line("export"))
+    verify = read_verify(top.raw("verify"), report, top.line("verify"))
+    if report.problems:
+        raise SpecError(report.problems)
+    return Spec(name=name, class_name=class_name, input_shape=shape, nodes=tuple(nodes),
+                train=train, export=export, verify=verify, path=file, source_dir=source_dir,
+                sha256=sha256, input_line=inp.line("shape"))
+
+
+def camel_case(name: str) -> str:
+    """lenet5 -> Lenet5, tiny_vgg -> TinyVgg: the generated class's default name."""
+    return "".join(part[:1].upper() + part[1:] for part in name.split("_") if part)
+
+
+def _input_shape(value: Any) -> tuple[int, ...]:
+    if not isinstance(value, list) or len(value) not in (1, 3):
+        raise FieldError(
+            f"expected [channels, height, width] or [features], found {describe(value)}",
+            hint="the batch dimension is implicit: an image is [1, 32, 32], an MLP input [64]",
+        )
+    size = integer(1, 1 << 16, "a positive size")
+    if len(value) == 1:
+        return (integer(1, 1 << 24, "a positive number of features")(value[0]),)
+    return tuple(size(v) for v in value)
+
+
+def _check_identifier(value: str, key: str, where: Section, line: int) -> bool:
+    problem = identifier_problem(value)
+    if problem:
+        where.fail(f"{key} '{value}' {problem}", line,
+                   hint="use ASCII letters, digits and underscores, starting with a letter")
+        return False
+    return True
+
+
+def identifier_problem(value: str) -> str | None:
+    """Why `value` cannot name a layer or class in generated Python, or None when it can."""
+    if not value.isascii():
+        return "has non-ASCII characters (look-alike letters are refused)"
+    if not _IDENT.match(value):
+        return "is not a plain identifier (letters, digits, underscores; a letter first; 64 at most)"
+    if keyword.iskeyword(value) or keyword.issoftkeyword(value):
+        return "is a Python keyword"
+    if value in SOURCE_NAMES:
+        return "would shadow a name the generated source uses"
+    return None
+
+
+def _read_layers(top: Section, report: Reporter) -> list[Node]:
+    raw = top.raw("layers")
+    line = top.line("layers")
+    if "layers" not in top.data:
+        top.fail("the spec needs 'layers', a list of layers", top.line(),
+                 hint="see specs/lenet5.yaml")
+        return []
+    if not isinstance(raw, YList) or not raw:
+        top.fail("layers must be a non-empty list of {type: ...} mappings", line)
+        return []
+    if len(raw) > 1000:
+        top.fail(f"the spec has {len(raw)} layers; lenetc takes at most 1000", line)
+        return []
+    parsed: list[tuple[str | None, str, dict[str, Any], int, YMap]] = []
+    for i, item in enumerate(raw):
+        item_line = line_of(raw, i)
+        if not isinstance(item, YMap):
+            top.fail(f"layer {i + 1} must be a mapping like {{type: relu}}", item_line)
+            continue
+        kind_name = item.get("type")
+        if "type" not in item or not isinstance(kind_name, str):
+            top.fail(f"layer {i + 1} needs a 'type'", item_line,
+                     hint="one of: " + ", ".join(sorted(REGISTRY)))
+            continue
+        kind = REGISTRY.get(kind_name)
+        if kind is None:
+            near = nearest(kind_name, REGISTRY)
+            top.fail(f"unknown layer type '{kind_name}'", line_of(item, "type"),
+                     hint=f"did you mean '{near}'?" if near else "known types: "
+                     + ", ".join(sorted(REGISTRY)))
+            continue
+        given = item.get("name")
+        label = f"{given if isinstance(given, str) else '#' + str(i + 1)} ({kind_name})"
+        s = Section(item, ("type", "name") + kind.keys, report, where=f"layer {kind_name}",
+                    line=item_line, layer=label)
+        args = {p.name: s.get(p.name, p.parse, p.default) for p in kind.params}
+        if given is not None:
+            given = s.get("name", text(64))
+            if given is not None:
+                problem = identifier_problem(given) or _attribute_problem(given)
+                if problem:
+                    s.fail(f"name '{given}' {problem}", s.line("name"),
+                           hint="use ASCII letters, digits and underscores, starting with a letter")
+                    given = None
+        if s.ok:
+            parsed.append((given, kind_name, args, item_line, item))
+    return _name_nodes(parsed, top)
+
+
+def _attribute_problem(name: str) -> str | None:
+    if name in MODULE_ATTRIBUTES:
+        return "would shadow an attribute every torch nn.Module has"
+    return None
+
+
+def _name_nodes(parsed: list, top: Section) -> list[Node]:
+    """Give every layer a name (given, or prefix + count: conv1, fc2) and wire the chain."""
+    taken: dict[str, int] = {}
+    for given, _, _, line, _ in parsed:
+        if given is None:
+            continue
+        if given in taken:
+            top.fail(f"two layers are named '{given}' (lines {taken[given]} and {line})", line,
+                     hint="layer names become attributes and must be unique")
+        taken.setdefault(given, line)
+    counters: dict[str, int] = {}
+    nodes: list[Node] = []
+    previous = INPUT
+    for given, kind_name, args, line, item in parsed:
+        kind = REGISTRY[kind_name]
+        name = given
+        if name is None:
+            while True:  # skip numbers the user took: `conv2` given by hand
+                counters[kind.prefix] = counters.get(kind.prefix, 0) + 1
+                name = f"{kind.prefix}{counters[kind.prefix]}"
+                if name not in taken:
+                    break
+            taken[name] = line
+        nodes.append(Node(name=name, type=kind_name, args=args, inputs=(previous,), line=line,
+                          key_lines=dict(item.key_lines), auto_named=given is None))
+        previous = name
+    return nodes
+
+
+__all__ = ["INPUT", "Node", "Spec", "load_spec", "parse_spec"]
