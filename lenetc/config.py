@@ -87,8 +87,23 @@ def _fields(cls: type) -> list[str]:
 
 
 def read_train(data: Any, report: Reporter, line: int) -> TrainConfig:
-    s = Section(data, ["dataset", "epochs", "batch_size", "loss", "optimizer", "schedule",
-                       "validation_split", "early_stopping", "seed"], report, where="train", line=line)
+    s = Section(
+        data,
+        [
+            "dataset",
+            "epochs",
+            "batch_size",
+            "loss",
+            "optimizer",
+            "schedule",
+            "validation_split",
+            "early_stopping",
+            "seed",
+        ],
+        report,
+        where="train",
+        line=line,
+    )
     d = TrainConfig()
     return TrainConfig(
         dataset=_read_dataset(s.raw("dataset"), report, s.line("dataset")),
@@ -124,8 +139,11 @@ def _read_dataset(data: Any, report: Reporter, line: int) -> DatasetConfig:
     needs = {"npz": ["path"], "idx": ["train_images", "train_labels"]}.get(cfg.name, [])
     for key in needs:
         if getattr(cfg, key) is None:
-            s.fail(f"dataset {cfg.name} needs '{key}'", s.line(),
-                   hint=f"add {key}: <file> (relative to the spec's folder)")
+            s.fail(
+                f"dataset {cfg.name} needs '{key}'",
+                s.line(),
+                hint=f"add {key}: <file> (relative to the spec's folder)",
+            )
     if cfg.name == "idx" and (cfg.test_images is None) != (cfg.test_labels is None):
         s.fail("dataset idx needs both test_images and test_labels, or neither", s.line())
     return cfg
@@ -175,15 +193,24 @@ def _read_early_stopping(data: Any, report: Reporter, line: int) -> int | None:
 def read_export(data: Any, report: Reporter, line: int) -> ExportConfig:
     s = Section(data, ["onnx", "torchscript"], report, where="export", line=line)
     d = ExportConfig()
-    onnx = Section(s.raw("onnx"), ["opset", "dynamic_batch"], report, where="export.onnx",
-                   line=s.line("onnx"))
-    ts = Section(s.raw("torchscript"), ["mode"], report, where="export.torchscript",
-                 line=s.line("torchscript"))
+    onnx = Section(
+        s.raw("onnx"), ["opset", "dynamic_batch"], report, where="export.onnx", line=s.line("onnx")
+    )
+    ts = Section(
+        s.raw("torchscript"),
+        ["mode"],
+        report,
+        where="export.torchscript",
+        line=s.line("torchscript"),
+    )
     lo, hi = OPSETS
     opset = onnx.get("opset", integer(1, 10_000, "an opset number"), d.opset)
     if opset is not None and not lo <= opset <= hi:
-        onnx.fail(f"opset {opset} is outside the supported range {lo} to {hi}",
-                  onnx.line("opset"), hint=f"use opset: {DEFAULT_OPSET}")
+        onnx.fail(
+            f"opset {opset} is outside the supported range {lo} to {hi}",
+            onnx.line("opset"),
+            hint=f"use opset: {DEFAULT_OPSET}",
+        )
     return ExportConfig(
         opset=opset or d.opset,
         dynamic_batch=onnx.get("dynamic_batch", boolean, d.dynamic_batch),
@@ -209,4 +236,3 @@ def _providers(value: Any) -> tuple[str, ...]:
         value = [value]
     out = tuple(choice(*PROVIDERS)(v) for v in value)
     return tuple(dict.fromkeys(out))
-

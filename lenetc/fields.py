@@ -48,7 +48,9 @@ def describe(value: Any) -> str:
 
 
 def _short(value: list) -> str:
-    text = "[" + ", ".join(describe(v) for v in value[:4]) + (", ..." if len(value) > 4 else "") + "]"
+    text = (
+        "[" + ", ".join(describe(v) for v in value[:4]) + (", ..." if len(value) > 4 else "") + "]"
+    )
     return text
 
 
@@ -72,8 +74,9 @@ def integer(lo: int = 1, hi: int = MAX_INT, what: str = "an integer") -> Parser:
     return parse
 
 
-def number(lo: float = -math.inf, hi: float = math.inf, *, lo_open: bool = False,
-           what: str = "a number") -> Parser:
+def number(
+    lo: float = -math.inf, hi: float = math.inf, *, lo_open: bool = False, what: str = "a number"
+) -> Parser:
     def parse(value: Any) -> float:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise FieldError(f"expected {what}, found {describe(value)}", hint=_bool_hint(value))
@@ -143,7 +146,9 @@ def pair(item: Parser, what: str = "a positive integer") -> Parser:
 def int_list(item: Parser, min_len: int = 1, max_len: int = 64) -> Parser:
     def parse(value: Any) -> tuple[int, ...]:
         if not isinstance(value, list) or not (min_len <= len(value) <= max_len):
-            raise FieldError(f"expected a list of {min_len} to {max_len} values, found {describe(value)}")
+            raise FieldError(
+                f"expected a list of {min_len} to {max_len} values, found {describe(value)}"
+            )
         return tuple(item(v) for v in value)
 
     return parse
@@ -166,15 +171,25 @@ class Reporter:
     file: str
     problems: list[Problem] = field(default_factory=list)
 
-    def add(self, message: str, line: int, layer: str | None = None, hint: str | None = None) -> None:
+    def add(
+        self, message: str, line: int, layer: str | None = None, hint: str | None = None
+    ) -> None:
         self.problems.append(Problem(message, Location(self.file, line), layer=layer, hint=hint))
 
 
 class Section:
     """Reads the keys of one YAML mapping against a schema, recording problems in a Reporter."""
 
-    def __init__(self, data: Any, known: Iterable[str], report: Reporter, *, where: str,
-                 line: int, layer: str | None = None) -> None:
+    def __init__(
+        self,
+        data: Any,
+        known: Iterable[str],
+        report: Reporter,
+        *,
+        where: str,
+        line: int,
+        layer: str | None = None,
+    ) -> None:
         self.report = report
         self.where = where  # "train.optimizer", used in messages outside layers
         self.layer = layer

@@ -141,7 +141,7 @@ def _compose(steps: list[str]) -> str:
         expr, _, value = text.rpartition(" = ")
         simple = expr and ";" not in text and ";" not in step and "," not in text
         if simple and step.startswith(value + " "):
-            text = f"({expr}){step[len(value):]}"
+            text = f"({expr}){step[len(value) :]}"
         else:
             text = f"{text}, then {step}"
     return text

@@ -64,27 +64,43 @@ def check(spec: Spec) -> ShapeTrace:
         except ShapeProblem as exc:
             line = node.key_lines.get(exc.key, node.line) if exc.key else node.line
             raise SpecError(
-                Problem(f"{exc} (input {fmt_shape(inp.shape)})" if exc.key else str(exc),
-                        Location(spec.path, line), layer=node.label, hint=exc.hint)
+                Problem(
+                    f"{exc} (input {fmt_shape(inp.shape)})" if exc.key else str(exc),
+                    Location(spec.path, line),
+                    layer=node.label,
+                    hint=exc.hint,
+                )
             ) from None
         if numel(out.out_shape) > MAX_ACTIVATIONS:
-            raise SpecError(Problem(
-                f"its output {fmt_shape(out.out_shape)} has {numel(out.out_shape):,} elements per "
-                f"sample, more than the budget of {MAX_ACTIVATIONS:,}",
-                Location(spec.path, node.line), layer=node.label,
-                hint="reduce channels or spatial size (stride, pooling) before this layer"))
+            raise SpecError(
+                Problem(
+                    f"its output {fmt_shape(out.out_shape)} has {numel(out.out_shape):,} elements per "
+                    f"sample, more than the budget of {MAX_ACTIVATIONS:,}",
+                    Location(spec.path, node.line),
+                    layer=node.label,
+                    hint="reduce channels or spatial size (stride, pooling) before this layer",
+                )
+            )
         outputs[node.name] = LayerInput(out.out_shape, out.factors)
         traced.append(TracedNode(node, inp.shape, out))
     trace = ShapeTrace(spec, tuple(traced))
     if numel(spec.input_shape) > MAX_ACTIVATIONS:
-        raise SpecError(Problem(
-            f"the input {fmt_shape(spec.input_shape)} has {numel(spec.input_shape):,} elements, "
-            f"more than the budget of {MAX_ACTIVATIONS:,}", Location(spec.path, spec.input_line)))
+        raise SpecError(
+            Problem(
+                f"the input {fmt_shape(spec.input_shape)} has {numel(spec.input_shape):,} elements, "
+                f"more than the budget of {MAX_ACTIVATIONS:,}",
+                Location(spec.path, spec.input_line),
+            )
+        )
     if trace.params > MAX_PARAMS:
         biggest = max(traced, key=lambda t: t.out.params)
-        raise SpecError(Problem(
-            f"the model has {trace.params:,} parameters ({trace.params * 4 / 1e9:.1f} GB in "
-            f"float32), more than the budget of {MAX_PARAMS:,}",
-            Location(spec.path, biggest.node.line), layer=biggest.node.label,
-            hint=f"the largest layer is {biggest.node.name} with {biggest.out.params:,}"))
+        raise SpecError(
+            Problem(
+                f"the model has {trace.params:,} parameters ({trace.params * 4 / 1e9:.1f} GB in "
+                f"float32), more than the budget of {MAX_PARAMS:,}",
+                Location(spec.path, biggest.node.line),
+                layer=biggest.node.label,
+                hint=f"the largest layer is {biggest.node.name} with {biggest.out.params:,}",
+            )
+        )
     return trace

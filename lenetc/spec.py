@@ -88,8 +88,13 @@ def load_spec(path: Path | str, display: str | None = None) -> Spec:
 
 def parse_spec(data: YMap, file: str, source_dir: Path, sha256: str = "") -> Spec:
     report = Reporter(file)
-    top = Section(data, ["name", "class_name", "input", "layers", "train", "export", "verify"],
-                  report, where="the spec", line=data.line)
+    top = Section(
+        data,
+        ["name", "class_name", "input", "layers", "train", "export", "verify"],
+        report,
+        where="the spec",
+        line=data.line,
+    )
     name = top.get("name", text(64))
     if name is not None and not _check_identifier(name, "name", top, top.line("name")):
         name = None
@@ -106,9 +111,19 @@ def parse_spec(data: YMap, file: str, source_dir: Path, sha256: str = "") -> Spe
     verify = read_verify(top.raw("verify"), report, top.line("verify"))
     if report.problems:
         raise SpecError(report.problems)
-    return Spec(name=name, class_name=class_name, input_shape=shape, nodes=tuple(nodes),
-                train=train, export=export, verify=verify, path=file, source_dir=source_dir,
-                sha256=sha256, input_line=inp.line("shape"))
+    return Spec(
+        name=name,
+        class_name=class_name,
+        input_shape=shape,
+        nodes=tuple(nodes),
+        train=train,
+        export=export,
+        verify=verify,
+        path=file,
+        source_dir=source_dir,
+        sha256=sha256,
+        input_line=inp.line("shape"),
+    )
 
 
 def camel_case(name: str) -> str:
@@ -131,8 +146,11 @@ def _input_shape(value: Any) -> tuple[int, ...]:
 def _check_identifier(value: str, key: str, where: Section, line: int) -> bool:
     problem = identifier_problem(value)
     if problem:
-        where.fail(f"{key} '{value}' {problem}", line,
-                   hint="use ASCII letters, digits and underscores, starting with a letter")
+        where.fail(
+            f"{key} '{value}' {problem}",
+            line,
+            hint="use ASCII letters, digits and underscores, starting with a letter",
+        )
         return False
     return True
 
@@ -142,7 +160,9 @@ def identifier_problem(value: str) -> str | None:
     if not value.isascii():
         return "has non-ASCII characters (look-alike letters are refused)"
     if not _IDENT.match(value):
-        return "is not a plain identifier (letters, digits, underscores; a letter first; 64 at most)"
+        return (
+            "is not a plain identifier (letters, digits, underscores; a letter first; 64 at most)"
+        )
     if keyword.iskeyword(value) or keyword.issoftkeyword(value):
         return "is a Python keyword"
     if value in SOURCE_NAMES:
@@ -154,8 +174,9 @@ def _read_layers(top: Section, report: Reporter) -> list[Node]:
     raw = top.raw("layers")
     line = top.line("layers")
     if "layers" not in top.data:
-        top.fail("the spec needs 'layers', a list of layers", top.line(),
-                 hint="see specs/lenet5.yaml")
+        top.fail(
+            "the spec needs 'layers', a list of layers", top.line(), hint="see specs/lenet5.yaml"
+        )
         return []
     if not isinstance(raw, YList) or not raw:
         top.fail("layers must be a non-empty list of {type: ...} mappings", line)
@@ -171,28 +192,44 @@ def _read_layers(top: Section, report: Reporter) -> list[Node]:
             continue
         kind_name = item.get("type")
         if "type" not in item or not isinstance(kind_name, str):
-            top.fail(f"layer {i + 1} needs a 'type'", item_line,
-                     hint="one of: " + ", ".join(sorted(REGISTRY)))
+            top.fail(
+                f"layer {i + 1} needs a 'type'",
+                item_line,
+                hint="one of: " + ", ".join(sorted(REGISTRY)),
+            )
             continue
         kind = REGISTRY.get(kind_name)
         if kind is None:
             near = nearest(kind_name, REGISTRY)
-            top.fail(f"unknown layer type '{kind_name}'", line_of(item, "type"),
-                     hint=f"did you mean '{near}'?" if near else "known types: "
-                     + ", ".join(sorted(REGISTRY)))
+            top.fail(
+                f"unknown layer type '{kind_name}'",
+                line_of(item, "type"),
+                hint=f"did you mean '{near}'?"
+                if near
+                else "known types: " + ", ".join(sorted(REGISTRY)),
+            )
             continue
         given = item.get("name")
         label = f"{given if isinstance(given, str) else '#' + str(i + 1)} ({kind_name})"
-        s = Section(item, ("type", "name") + kind.keys, report, where=f"layer {kind_name}",
-                    line=item_line, layer=label)
+        s = Section(
+            item,
+            ("type", "name") + kind.keys,
+            report,
+            where=f"layer {kind_name}",
+            line=item_line,
+            layer=label,
+        )
         args = {p.name: s.get(p.name, p.parse, p.default) for p in kind.params}
         if given is not None:
             given = s.get("name", text(64))
             if given is not None:
                 problem = identifier_problem(given) or _attribute_problem(given)
                 if problem:
-                    s.fail(f"name '{given}' {problem}", s.line("name"),
-                           hint="use ASCII letters, digits and underscores, starting with a letter")
+                    s.fail(
+                        f"name '{given}' {problem}",
+                        s.line("name"),
+                        hint="use ASCII letters, digits and underscores, starting with a letter",
+                    )
                     given = None
         if s.ok:
             parsed.append((given, kind_name, args, item_line, item))
@@ -212,8 +249,11 @@ def _name_nodes(parsed: list, top: Section) -> list[Node]:
         if given is None:
             continue
         if given in taken:
-            top.fail(f"two layers are named '{given}' (lines {taken[given]} and {line})", line,
-                     hint="layer names become attributes and must be unique")
+            top.fail(
+                f"two layers are named '{given}' (lines {taken[given]} and {line})",
+                line,
+                hint="layer names become attributes and must be unique",
+            )
         taken.setdefault(given, line)
     counters: dict[str, int] = {}
     nodes: list[Node] = []
@@ -228,8 +268,17 @@ def _name_nodes(parsed: list, top: Section) -> list[Node]:
                 if name not in taken:
                     break
             taken[name] = line
-        nodes.append(Node(name=name, type=kind_name, args=args, inputs=(previous,), line=line,
-                          key_lines=dict(item.key_lines), auto_named=given is None))
+        nodes.append(
+            Node(
+                name=name,
+                type=kind_name,
+                args=args,
+                inputs=(previous,),
+                line=line,
+                key_lines=dict(item.key_lines),
+                auto_named=given is None,
+            )
+        )
         previous = name
     return nodes
 

@@ -62,7 +62,9 @@ def load_yaml(path: Path, display: str | None = None) -> YMap:
     try:
         size = path.stat().st_size
     except OSError as exc:
-        raise SpecError(Problem(f"cannot read the spec: {exc.strerror or exc}", Location(name))) from None
+        raise SpecError(
+            Problem(f"cannot read the spec: {exc.strerror or exc}", Location(name))
+        ) from None
     if not path.is_file():
         raise SpecError(Problem("the spec path is not a file", Location(name)))
     if size > MAX_SPEC_BYTES:
@@ -100,16 +102,19 @@ def load_yaml_text(raw: bytes, name: str) -> YMap:
     except yaml.YAMLError as exc:
         raise SpecError(Problem(f"YAML syntax: {exc}", Location(name))) from None
     except RecursionError:
-        raise SpecError(Problem("the YAML is nested too deeply to be a spec", Location(name))) from None
+        raise SpecError(
+            Problem("the YAML is nested too deeply to be a spec", Location(name))
+        ) from None
     if node is None:
-        raise SpecError(Problem("the spec is empty", Location(name, 1), hint="see specs/lenet5.yaml"))
+        raise SpecError(
+            Problem("the spec is empty", Location(name, 1), hint="see specs/lenet5.yaml")
+        )
     builder = _Builder(name)
     value = builder.build(node, depth=0)
     if not isinstance(value, YMap):
         raise SpecError(
             Problem(
-                "the spec must be a mapping (name:, input:, layers: ...), found a "
-                + _kind(value),
+                "the spec must be a mapping (name:, input:, layers: ...), found a " + _kind(value),
                 Location(name, node.start_mark.line + 1),
                 hint="see specs/lenet5.yaml for the layout",
             )
@@ -143,12 +148,17 @@ class _Builder:
         # The composer hands back the very same node object for every alias of an anchor;
         # seeing a node twice means an alias, and aliases are how YAML "billion laughs" bombs work.
         if id(node) in self.seen:
-            raise self.fail(node, "YAML aliases (*name) are not allowed in a spec",
-                            hint="write the value out where it is used")
+            raise self.fail(
+                node,
+                "YAML aliases (*name) are not allowed in a spec",
+                hint="write the value out where it is used",
+            )
         self.seen.add(id(node))
         self.count += 1
         if self.count > MAX_NODES:
-            raise self.fail(node, f"the YAML has more than {MAX_NODES:,} values, too many for a spec")
+            raise self.fail(
+                node, f"the YAML has more than {MAX_NODES:,} values, too many for a spec"
+            )
         if isinstance(node, MappingNode):
             return self._mapping(node, depth)
         if isinstance(node, SequenceNode):

@@ -6,7 +6,17 @@ from collections.abc import Mapping
 from typing import Any
 
 from ..fields import choice, integer, number
-from .base import Inferred, LayerInput, LayerKind, Param, ShapeProblem, lit, numel, options, register
+from .base import (
+    Inferred,
+    LayerInput,
+    LayerKind,
+    Param,
+    ShapeProblem,
+    lit,
+    numel,
+    options,
+    register,
+)
 
 
 def _elementwise(cost: int, defaults: Mapping[str, Any] | None = None):
@@ -35,14 +45,23 @@ def _over_axis(a: Mapping[str, Any], inp: LayerInput) -> Inferred:
             hint=f"dim counts the batch axis as 0, as torch does; choose one of {axes}",
             key="dim",
         )
-    return Inferred(out_shape=inp.shape, flops=3 * numel(inp.shape), args={"dim": lit(dim)},
-                    factors=inp.factors)
+    return Inferred(
+        out_shape=inp.shape, flops=3 * numel(inp.shape), args={"dim": lit(dim)}, factors=inp.factors
+    )
 
 
 def _activation(type_: str, params: tuple[Param, ...], rule, summary: str) -> None:
-    register(LayerKind(type=type_, prefix=type_, params=params, rule=rule, module=False,
-                       torch=f"F.{type_}" if type_ not in ("tanh", "sigmoid") else f"torch.{type_}",
-                       summary=summary))
+    register(
+        LayerKind(
+            type=type_,
+            prefix=type_,
+            params=params,
+            rule=rule,
+            module=False,
+            torch=f"F.{type_}" if type_ not in ("tanh", "sigmoid") else f"torch.{type_}",
+            summary=summary,
+        )
+    )
 
 
 _activation("relu", (), _elementwise(1), "max(x, 0)")
@@ -63,4 +82,3 @@ _activation(
 _dim_param = (Param("dim", _dim, 1, "axis, counting the batch as 0 (as torch does)"),)
 _activation("softmax", _dim_param, _over_axis, "softmax over an axis")
 _activation("log_softmax", _dim_param, _over_axis, "log of softmax over an axis")
-

@@ -58,8 +58,12 @@ def conv_axis(n: int, k: int, s: int, p: int, d: int) -> tuple[int, str]:
 
 
 def _conv2d(a: Mapping[str, Any], inp: LayerInput) -> Inferred:
-    need_rank(inp, 3, "conv2d", "conv2d follows the input image or another conv/pool layer, "
-              "before any flatten")
+    need_rank(
+        inp,
+        3,
+        "conv2d",
+        "conv2d follows the input image or another conv/pool layer, before any flatten",
+    )
     c, h, w = inp.shape
     if a["in_channels"] is not None and a["in_channels"] != c:
         raise ShapeProblem(

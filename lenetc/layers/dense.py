@@ -59,8 +59,12 @@ def _linear(a: Mapping[str, Any], inp: LayerInput) -> Inferred:
 
 
 def _batch_norm2d(a: Mapping[str, Any], inp: LayerInput) -> Inferred:
-    need_rank(inp, 3, "batch_norm2d", "batch_norm2d normalizes (channels, height, width) maps; "
-              "after a flatten there are none")
+    need_rank(
+        inp,
+        3,
+        "batch_norm2d",
+        "batch_norm2d normalizes (channels, height, width) maps; after a flatten there are none",
+    )
     c = inp.shape[0]
     if a["num_features"] is not None and a["num_features"] != c:
         raise ShapeProblem(
@@ -142,4 +146,3 @@ register(
         summary="dropout (training only)",
     )
 )
-

@@ -49,7 +49,9 @@ def pool_axis(n: int, k: int, s: int, p: int, d: int, ceil: bool) -> tuple[int, 
     return out, f"({text}) {op} {s} + 1 = {out}"
 
 
-def _window(a: Mapping[str, Any], inp: LayerInput, what: str, dilation: tuple[int, int]) -> Inferred:
+def _window(
+    a: Mapping[str, Any], inp: LayerInput, what: str, dilation: tuple[int, int]
+) -> Inferred:
     need_rank(inp, 3, what, "pooling works on (channels, height, width), before any flatten")
     c, h, w = inp.shape
     (kh, kw) = a["kernel_size"]

@@ -1,0 +1,114 @@
+"""The build folder: the name of every artifact, atomic writes, and loading the generated module.
+
+Every artifact is written to a temporary file in the same folder, fsynced, then renamed over the
+final name, so an interrupted build never leaves a half-written file under an artifact's name.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib.util
+import json
+import os
+import sys
+import tempfile
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .errors import RuntimeFailure
+
+
+@dataclass(frozen=True)
+class BuildDir:
+    """build/<spec name>/ and the fixed names of what lives in it (design.md, Build folder)."""
+
+    root: Path
+
+    spec = property(lambda self: self.root / "spec.yaml")
+    model_py = property(lambda self: self.root / "model.py")
+    weights = property(lambda self: self.root / "weights.pt")
+    onnx = property(lambda self: self.root / "model.onnx")
+    torchscript = property(lambda self: self.root / "model.torchscript.pt")
+    pt2 = property(lambda self: self.root / "model.pt2")
+    metrics = property(lambda self: self.root / "metrics.jsonl")
+    checkpoint = property(lambda self: self.root / "checkpoint.pt")
+    heldout = property(lambda self: self.root / "heldout.npz")  # real test samples for verify
+    io_npz = property(lambda self: self.root / "io.npz")
+    test_data = property(lambda self: self.root / "test_data_set_0")
+    verify_json = property(lambda self: self.root / "verify.json")
+    train_json = property(lambda self: self.root / "train.json")
+    manifest = property(lambda self: self.root / "manifest.json")
+
+    def create(self) -> BuildDir:
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise RuntimeFailure(
+                f"cannot create the build folder {self.root}: {exc.strerror or exc}"
+            ) from None
+        if not os.access(self.root, os.W_OK):
+            raise RuntimeFailure(f"the build folder {self.root} is not writable")
+        return self
+
+
+@contextlib.contextmanager
+def atomic_path(final: Path) -> Iterator[Path]:
+    """Yield a temporary path beside `final`; on success fsync it and rename it over `final`."""
+    final.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{final.name}.", suffix=".tmp", dir=final.parent)
+    os.close(fd)
+    tmp = Path(tmp_name)
+    try:
+        yield tmp
+        with open(tmp, "rb+") as handle:
+            os.fsync(handle.fileno())
+        os.replace(tmp, final)
+        _fsync_dir(final.parent)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
+def _fsync_dir(folder: Path) -> None:
+    with contextlib.suppress(OSError):  # not every filesystem lets a folder be fsynced
+        fd = os.open(folder, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+def write_bytes(final: Path, data: bytes) -> None:
+    with atomic_path(final) as tmp:
+        tmp.write_bytes(data)
+
+
+def write_text(final: Path, text: str) -> None:
+    write_bytes(final, text.encode("utf-8"))
+
+
+def write_json(final: Path, value: Any) -> None:
+    write_text(final, json.dumps(value, indent=2, sort_keys=False) + "\n")
+
+
+def write_with(final: Path, writer: Callable[[Path], None]) -> None:
+    """Atomically write a file that a library insists on writing itself (torch.save, onnx.save)."""
+    with atomic_path(final) as tmp:
+        writer(tmp)
+
+
+def load_module_class(model_py: Path, class_name: str) -> type:
+    """Import the generated model.py from a build folder and return its nn.Module class."""
+    name = f"lenetc_generated_{abs(hash(str(model_py.resolve())))}"
+    spec = importlib.util.spec_from_file_location(name, model_py)
+    if spec is None or spec.loader is None:
+        raise RuntimeFailure(f"cannot import {model_py}")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module  # torch.jit.script needs to find the source's module
+    spec.loader.exec_module(module)
+    try:
+        return getattr(module, class_name)
+    except AttributeError:
+        raise RuntimeFailure(f"{model_py} has no class {class_name}") from None

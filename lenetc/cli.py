@@ -1,0 +1,133 @@
+"""The command line. The only module that turns errors into exit codes.
+
+0 success, 1 runtime failure, 2 bad spec or usage, 3 parity mismatch. A bad spec prints one
+located line per problem and never a traceback.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+from . import __version__
+from .errors import EXIT_RUNTIME, LenetcError
+
+SPEC = click.Path(path_type=Path, dir_okay=False)
+
+
+class Group(click.Group):
+    """Maps lenetc's errors to their exit codes; anything unexpected exits 1 in one line."""
+
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except LenetcError as exc:
+            click.echo(f"error: {exc}" if exc.exit_code != 2 else str(exc), err=True)
+            ctx.exit(exc.exit_code)
+        except KeyboardInterrupt:
+            click.echo("interrupted", err=True)
+            ctx.exit(130)
+        except (click.exceptions.Exit, click.exceptions.Abort, click.ClickException):
+            raise
+        except Exception as exc:  # a bug in lenetc: say so in one line, not a traceback
+            click.echo(
+                f"error: internal error ({type(exc).__name__}: {exc}); please report it", err=True
+            )
+            ctx.exit(EXIT_RUNTIME)
+
+
+@click.group(cls=Group, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="lenetc")
+def main() -> None:
+    """lenetc: check, render, train, export and verify a small network declared in YAML."""
+
+
+@main.command("check")
+@click.argument("spec", type=SPEC)
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object for tools.")
+def check_cmd(spec: Path, as_json: bool) -> None:
+    """Check every shape and show how each size is derived. Writes nothing."""
+    from .report import check_json, check_table
+    from .shapes import check
+    from .spec import load_spec
+
+    trace = check(load_spec(spec))
+    click.echo(check_json(trace) if as_json else check_table(trace))
+
+
+@main.command("render")
+@click.argument("spec", type=SPEC)
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="Write the source here instead of printing it.",
+)
+def render_cmd(spec: Path, output: Path | None) -> None:
+    """Print (or write) the generated PyTorch module."""
+    from .artifacts import write_text
+    from .render import render
+    from .shapes import check
+    from .spec import load_spec
+
+    source = render(check(load_spec(spec)))
+    if output is None:
+        click.echo(source, nl=False)
+    else:
+        write_text(output, source)
+        click.echo(f"wrote {output}", err=True)
+
+
+@main.command("build")
+@click.argument("spec", type=SPEC)
+@click.option(
+    "-o",
+    "--output",
+    "out",
+    type=click.Path(path_type=Path, file_okay=False),
+    default=Path("build"),
+    show_default=True,
+    help="Parent folder of the build folder.",
+)
+@click.option("--epochs", type=click.IntRange(1, 100_000), help="Override train.epochs.")
+@click.option("--batch-size", type=click.IntRange(1, 65_536), help="Override train.batch_size.")
+@click.option(
+    "--lr", type=click.FloatRange(0, 10, min_open=True), help="Override the learning rate."
+)
+@click.option("--seed", type=click.IntRange(0, 2**32 - 1), help="Override train.seed.")
+@click.option("-q", "--quiet", is_flag=True, help="Print only the result line.")
+def build_cmd(spec: Path, out: Path, epochs, batch_size, lr, seed, quiet: bool) -> None:
+    """Check, render, train, export and verify: the whole pipeline."""
+    from .build import BuildOptions, build
+    from .errors import ParityFailure
+
+    result = build(
+        spec,
+        BuildOptions(out=out, epochs=epochs, batch_size=batch_size, lr=lr, seed=seed, quiet=quiet),
+    )
+    if not result.passed:
+        raise ParityFailure(f"parity check failed; see {result.folder / 'verify.json'}")
+    click.echo(f"built {result.folder}: test accuracy {result.test_accuracy:.2%}, parity PASS")
+
+
+@main.command("verify")
+@click.argument("build_dir", type=click.Path(path_type=Path, file_okay=False, exists=True))
+def verify_cmd(build_dir: Path) -> None:
+    """Prove the exported artifacts compute what the torch module computes."""
+    from .errors import ParityFailure
+    from .verify import verify_build
+
+    report = verify_build(build_dir)
+    for c in report.checks:
+        click.echo(
+            f"{c.runtime:<20} batch {c.batch:>3}  max abs {c.max_abs:.2e}  "
+            f"{'PASS' if c.passed else 'FAIL'}"
+        )
+    if not report.passed:
+        raise ParityFailure("parity check failed")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
