@@ -127,15 +127,15 @@ def export_weights(model: nn.Module, out: BuildDir) -> None:
     write_with(out.weights, lambda p: torch.save(state, p))
 
 
-def export_onnx(
-    model: nn.Module, spec: Spec, facts: DataFacts, out: BuildDir
-) -> dict[int, float]:
+def export_onnx(model: nn.Module, spec: Spec, facts: DataFacts, out: BuildDir) -> dict[int, float]:
     """model.onnx: named input/output, metadata, full check, one file; returns batch -> max diff."""
     import onnx
 
     dynamic = spec.export.dynamic_batch
     batch = 2 if dynamic else STATIC_BATCH
-    shapes = {FORWARD_ARG: {0: torch.export.Dim("batch", min=1, max=MAX_BATCH)}} if dynamic else None
+    shapes = {FORWARD_ARG: {0: torch.export.Dim("batch", min=1, max=MAX_BATCH)}}
+    if not dynamic:
+        shapes = None
     try:
         with expected_warnings(EXPORTER_WARNINGS), _registry_noise_dropped():
             with contextlib.redirect_stdout(io.StringIO()):  # progress lines on failure

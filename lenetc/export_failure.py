@@ -47,7 +47,9 @@ ATEN_LAYER_TYPES = {
     "flatten": ("flatten",),
     "dropout": ("dropout",),
 }
-_FX_NODE = re.compile(r"node %(?P<node>\w+?)(?:_(?P<k>\d+))? :.*?target=torch\.ops\.aten\.(?P<op>\w+)")
+_FX_NODE = re.compile(
+    r"node %(?P<node>\w+?)(?:_(?P<k>\d+))? :.*?target=torch\.ops\.aten\.(?P<op>\w+)"
+)
 _MODEL_LINE = re.compile(r'model\.py", line (?P<line>\d+)|model\.py:(?P<line2>\d+)')
 
 

@@ -6,8 +6,8 @@ model is fed), the module's float32 outputs and the true labels (-1 for random r
 twice, atomically:
 
   io.npz            input, output, label  (numpy; np.load)
-  test_data_set_0/  input_0.pb, output_0.pb: onnx TensorProtos named after the graph's input and
-                    output, the layout onnxruntime's onnx_test_runner and the ONNX backend tests read
+  test_data_set_0/  input_0.pb, output_0.pb: onnx TensorProtos named after the graph's input
+                    and output, the layout onnxruntime's onnx_test_runner and ONNX's tests read
 """
 
 from __future__ import annotations

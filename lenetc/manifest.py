@@ -1,4 +1,4 @@
-"""The build folder's manifest: a folder -> manifest.json with sha256 of every artifact and versions.
+"""The build folder's manifest: a folder -> manifest.json, sha256 of every artifact and versions.
 
 Takes a BuildDir after export and verify have written into it; hashes every file below it (the
 manifest itself and hidden temporary files excepted), records the versions of python, torch, onnx,
