@@ -26,7 +26,7 @@ import torch
 from torch import nn
 
 from . import __version__, golden_io, onnx_meta
-from .artifacts import BuildDir, write_bytes, write_with
+from .artifacts import BuildDir, write_bytes
 from .errors import RuntimeFailure
 from .export_failure import failure
 from .spec import Spec
@@ -124,7 +124,7 @@ def example_input(spec: Spec, batch: int = 2) -> torch.Tensor:
 def export_weights(model: nn.Module, out: BuildDir) -> None:
     """A plain state_dict of tensors: torch.load(..., weights_only=True) reads it."""
     state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
-    write_with(out.weights, lambda p: torch.save(state, p))
+    write_bytes(out.weights, _saved(torch.save, state))
 
 
 def export_onnx(model: nn.Module, spec: Spec, facts: DataFacts, out: BuildDir) -> dict[int, float]:
@@ -238,11 +238,10 @@ def export_torchscript(model: nn.Module, spec: Spec, out: BuildDir) -> None:
                 scripted = torch.jit.trace(model, example_input(spec))
             else:
                 scripted = torch.jit.script(model)
-            buffer = io.BytesIO()
-            torch.jit.save(scripted, buffer)
+            data = _saved(torch.jit.save, scripted)
     except Exception as exc:
         raise failure(f"torchscript-{spec.export.torchscript_mode}", exc, spec, out) from exc
-    write_bytes(out.torchscript, buffer.getvalue())
+    write_bytes(out.torchscript, data)
 
 
 def export_program(model: nn.Module, spec: Spec, out: BuildDir) -> None:
@@ -251,12 +250,10 @@ def export_program(model: nn.Module, spec: Spec, out: BuildDir) -> None:
     try:
         with expected_warnings(EXPORTER_WARNINGS):
             program = torch.export.export(model, (example_input(spec),), dynamic_shapes=shapes)
-            # the temporary name ends in .pt2, which torch.export.save checks for
-            write_with(out.pt2, lambda p: torch.export.save(program, str(p)), suffix=".pt2")
-    except RuntimeFailure:
-        raise
+            data = _saved(torch.export.save, program)
     except Exception as exc:
         raise failure("pt2", exc, spec, out) from exc
+    write_bytes(out.pt2, data)
 
 
 def export_golden(model: nn.Module, spec: Spec, facts: DataFacts, out: BuildDir) -> None:
@@ -266,6 +263,15 @@ def export_golden(model: nn.Module, spec: Spec, facts: DataFacts, out: BuildDir)
     except Exception as exc:
         raise failure("golden", exc, spec, out) from exc
     golden_io.write_bundle(bundle, out, INPUT_NAME, OUTPUT_NAME)
+
+
+def _saved(save: Callable[[object, io.BytesIO], object], obj: object) -> bytes:
+    """Serialize through a buffer, not a path: torch.save and torch.export.save name the zip's
+    records after the file, so saving to a temporary name would make two builds' bytes differ
+    (and torch.export.save warns when a path does not end in .pt2)."""
+    buffer = io.BytesIO()
+    save(obj, buffer)
+    return buffer.getvalue()
 
 
 @contextlib.contextmanager
