@@ -10,6 +10,7 @@ import contextlib
 import importlib.util
 import json
 import os
+import shutil
 import sys
 import tempfile
 from collections.abc import Callable, Iterator
@@ -54,21 +55,64 @@ class BuildDir:
 
 
 @contextlib.contextmanager
-def atomic_path(final: Path) -> Iterator[Path]:
-    """Yield a temporary path beside `final`; on success fsync it and rename it over `final`."""
+def atomic_path(final: Path, suffix: str = ".tmp") -> Iterator[Path]:
+    """Yield a temporary path beside `final`; on success fsync it and rename it over `final`.
+
+    The temporary name is hidden (a leading dot) and ends in `suffix`, for libraries that check
+    the extension (torch.export.save wants `.pt2`). mkstemp creates files 0600; the artifact gets
+    the mode an ordinary open() would give it (0666 less the umask), since others read builds.
+    """
     final.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{final.name}.", suffix=".tmp", dir=final.parent)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{final.name}.", suffix=suffix, dir=final.parent)
     os.close(fd)
     tmp = Path(tmp_name)
     try:
         yield tmp
         with open(tmp, "rb+") as handle:
             os.fsync(handle.fileno())
+        os.chmod(tmp, 0o666 & ~_umask())
         os.replace(tmp, final)
         _fsync_dir(final.parent)
     finally:
         if tmp.exists():
             tmp.unlink()
+
+
+@contextlib.contextmanager
+def atomic_dir(final: Path) -> Iterator[Path]:
+    """Yield a temporary folder beside `final`; on success fsync its files and swap it in.
+
+    A folder cannot be renamed over a non-empty one, so an old `final` is first renamed aside
+    and removed after the new one is in place: at no moment does `final` hold a mix of old and
+    new files, or a half-written one.
+    """
+    final.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.", suffix=".tmp", dir=final.parent))
+    old = None
+    try:
+        yield tmp
+        for path in sorted(tmp.rglob("*")):
+            if path.is_file():
+                with open(path, "rb+") as handle:
+                    os.fsync(handle.fileno())
+                os.chmod(path, 0o666 & ~_umask())
+        os.chmod(tmp, 0o777 & ~_umask())
+        _fsync_dir(tmp)
+        if final.exists():
+            old = final.with_name(f"{tmp.name}.old")
+            os.replace(final, old)
+        os.replace(tmp, final)
+        _fsync_dir(final.parent)
+    finally:
+        for leftover in (tmp, old):
+            if leftover is not None and leftover.exists():
+                shutil.rmtree(leftover, ignore_errors=True)
+
+
+def _umask() -> int:
+    mask = os.umask(0o022)  # reading the umask means setting it; put it straight back
+    os.umask(mask)
+    return mask
 
 
 def _fsync_dir(folder: Path) -> None:
@@ -93,9 +137,9 @@ def write_json(final: Path, value: Any) -> None:
     write_text(final, json.dumps(value, indent=2, sort_keys=False) + "\n")
 
 
-def write_with(final: Path, writer: Callable[[Path], None]) -> None:
+def write_with(final: Path, writer: Callable[[Path], None], suffix: str = ".tmp") -> None:
     """Atomically write a file that a library insists on writing itself (torch.save, onnx.save)."""
-    with atomic_path(final) as tmp:
+    with atomic_path(final, suffix) as tmp:
         writer(tmp)
 
 

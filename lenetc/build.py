@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from .artifacts import BuildDir, load_module_class, write_bytes, write_text, write_with
+from .manifest import write_manifest
 from .render import render
 from .shapes import check
 from .spec import Spec, load_spec
@@ -83,16 +84,15 @@ def build(spec_path: Path, opts: BuildOptions = BuildOptions(), log=print) -> Bu
     result = train.fit(model, data, spec.train, metrics_path=out.metrics, log=say)
     say(f"test accuracy {result.test_accuracy:.2%} ({result.seconds:.1f} s)")
     model.eval()
-    export.export_weights(model, out)
-    export.export_onnx(model, spec, out)
-    export.export_torchscript(model, spec, out)
-    export.export_program(model, spec, out)
+    exported = export.export_all(model, spec, export.DataFacts.from_dataset(data), out)
+    say(exported.summary())
     report = verify.verify_build(out.root)
     for c in report.checks:
         say(
             f"{c.runtime:<20} batch {c.batch:>3}  max abs {c.max_abs:.2e}  "
             f"{'PASS' if c.passed else 'FAIL'}"
         )
+    write_manifest(out)  # last: it hashes everything above, verify.json included
     return BuildResult(out.root, result.test_accuracy, report.passed)
 
 

@@ -129,5 +129,40 @@ def verify_cmd(build_dir: Path) -> None:
         raise ParityFailure("parity check failed")
 
 
+@main.command("predict")
+@click.argument("build_dir", type=click.Path(path_type=Path, file_okay=False, exists=True))
+@click.argument("inputs", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option(
+    "--normalized",
+    is_flag=True,
+    help="The .npy inputs are already normalized (as io.npz's are); skip mean/std.",
+)
+@click.option(
+    "--top",
+    type=click.IntRange(1),
+    default=10,
+    show_default=True,
+    help="Probabilities to print per sample, most probable first.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON list for tools.")
+def predict_cmd(build_dir: Path, inputs, normalized: bool, top: int, as_json: bool) -> None:
+    """Run the exported model.onnx (onnxruntime only) on .npy or .pgm/.ppm files.
+
+    Each file holds one sample (C, H, W) or a batch (N, C, H, W). The normalization and the class
+    labels are read from model.onnx's own metadata. PNG/JPEG need Pillow: convert them first.
+    """
+    import json
+
+    from .predict import as_json as to_json
+    from .predict import format_prediction, predict
+
+    info, predictions = predict(build_dir, list(inputs), normalized=normalized)
+    if as_json:
+        click.echo(json.dumps(to_json(predictions, info.labels), indent=2))
+        return
+    for p in predictions:
+        click.echo(format_prediction(p, info.labels, top))
+
+
 if __name__ == "__main__":
     sys.exit(main())

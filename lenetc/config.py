@@ -18,7 +18,11 @@ LOSSES = ("cross_entropy", "nll", "mse")
 OPTIMIZERS = ("sgd", "adam", "adamw")
 SCHEDULES = ("none", "step", "cosine")
 PROVIDERS = ("cpu", "cuda")
-OPSETS = (18, 23)  # inclusive range the dynamo exporter of torch 2.13 writes and ORT 1.32 runs
+# Inclusive range the dynamo exporter of torch 2.13 writes as asked, for every layer kind, and
+# onnxruntime 1.32 runs (measured; tests/test_export_opsets.py keeps it honest). Below 18 the
+# exporter down-converts through the ONNX C API and, when that fails, silently keeps 18; from
+# 26 up its up-conversion emits Gelu-20 under a newer domain version and the checker rejects it.
+OPSETS = (18, 25)
 DEFAULT_OPSET = 18
 
 

@@ -1,25 +1,120 @@
 """Stage 5, export: a trained nn.Module -> weights.pt, model.onnx, model.torchscript.pt, model.pt2.
 
-Takes the module (eval mode), the spec and the dataset's normalization; writes each artifact
-atomically into the build folder. TorchScript is deprecated upstream but still what people embed
-in libtorch, so we still write it and silence only that one deprecation warning, on purpose.
+Takes the module (eval mode), the spec and DataFacts (the dataset's name, normalization, labels
+and held-out samples); writes each artifact atomically into the build folder, then the golden
+I/O bundle (golden_io.py), and returns an ExportReport (seconds per artifact, the proven batch
+sizes). A failure is one RuntimeFailure line naming the stage and, where it can be found, the
+layer (export_failure.py).
+
+Warnings are handled one by one (see `expected_warnings`): the ones we know and accept are
+dropped by exact message, anything else is re-emitted so that a new problem stays visible.
 """
 
 from __future__ import annotations
 
 import contextlib
 import io
+import logging
+import re
+import time
 import warnings
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 
+import numpy as np
 import torch
 from torch import nn
 
-from .artifacts import BuildDir, write_with
+from . import __version__, golden_io, onnx_meta
+from .artifacts import BuildDir, write_bytes
 from .errors import RuntimeFailure
+from .export_failure import failure
 from .spec import Spec
 
 INPUT_NAME = "input"
 OUTPUT_NAME = "logits"
+FORWARD_ARG = "x"  # the generated forward(self, x); dynamic_shapes is keyed by it
+MAX_BATCH = 65536
+STATIC_BATCH = 1  # the batch size baked in when export.onnx.dynamic_batch is false
+PROOF_BATCHES = (1, 7, 300)  # batch 1, an odd batch, a large one: the dynamic axis, proven
+
+# (category, message regex, why we accept it). Matched against the start of the message.
+TORCHSCRIPT_WARNINGS = (
+    (
+        DeprecationWarning,
+        r"`torch\.jit\.(script|trace|trace_method|save)` is deprecated",
+        "torch 2.13 deprecates TorchScript; libtorch users still load it, and model.pt2 is "
+        "written beside it as the successor",
+    ),
+)
+EXPORTER_WARNINGS = (
+    (
+        FutureWarning,
+        r"`isinstance\(treespec, LeafSpec\)` is deprecated",
+        "raised inside torch.export's own pytree code in 2.13; nothing lenetc calls",
+    ),
+)
+# The ONNX registry logs one line per torchvision op it cannot register; lenetc uses none.
+REGISTRY_LOGGER = "torch.onnx._internal.exporter._registration"
+REGISTRY_NOISE = re.compile(r"torchvision is not installed")
+
+
+@dataclass(frozen=True)
+class DataFacts:
+    """What export needs from the dataset: names, normalization, raw range, held-out samples."""
+
+    name: str
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
+    labels: tuple[str, ...]
+    input_range: tuple[float, float]  # raw (unnormalized) min and max of the training split
+    x_test: np.ndarray  # normalized, as the model sees them
+    y_test: np.ndarray
+
+    @classmethod
+    def from_dataset(cls, data) -> DataFacts:
+        x = data.x_train
+        shape = (1, -1) + (1,) * (x.ndim - 2)
+        raw = x * np.asarray(data.std).reshape(shape) + np.asarray(data.mean).reshape(shape)
+        return cls(
+            data.name,
+            tuple(data.mean),
+            tuple(data.std),
+            tuple(data.labels),
+            (float(raw.min()), float(raw.max())) if raw.size else (0.0, 1.0),
+            data.x_test,
+            data.y_test,
+        )
+
+
+@dataclass
+class ExportReport:
+    opset: int
+    seconds: dict[str, float] = field(default_factory=dict)
+    batch_max_abs: dict[int, float] = field(default_factory=dict)  # ORT vs torch, float32
+
+    def summary(self) -> str:
+        times = ", ".join(f"{k} {v:.1f} s" for k, v in self.seconds.items())
+        batches = ", ".join(f"{b}: {d:.1e}" for b, d in self.batch_max_abs.items())
+        return f"exported (opset {self.opset}): {times}; ONNX batch max |diff| {batches}"
+
+
+def export_all(model: nn.Module, spec: Spec, facts: DataFacts, out: BuildDir) -> ExportReport:
+    """Every export artifact of design.md's build folder, each written atomically."""
+    model.eval()
+    report = ExportReport(opset=spec.export.opset)
+    stages: tuple[tuple[str, Callable[[], object]], ...] = (
+        ("weights", lambda: export_weights(model, out)),
+        ("onnx", lambda: report.batch_max_abs.update(export_onnx(model, spec, facts, out))),
+        ("torchscript", lambda: export_torchscript(model, spec, out)),
+        ("pt2", lambda: export_program(model, spec, out)),
+        ("golden", lambda: export_golden(model, spec, facts, out)),
+    )
+    for name, run in stages:
+        start = time.perf_counter()
+        run()
+        report.seconds[name] = time.perf_counter() - start
+    return report
 
 
 def example_input(spec: Spec, batch: int = 2) -> torch.Tensor:
@@ -27,76 +122,184 @@ def example_input(spec: Spec, batch: int = 2) -> torch.Tensor:
 
 
 def export_weights(model: nn.Module, out: BuildDir) -> None:
-    write_with(out.weights, lambda p: torch.save(model.state_dict(), p))
+    """A plain state_dict of tensors: torch.load(..., weights_only=True) reads it."""
+    state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
+    write_bytes(out.weights, _saved(torch.save, state))
 
 
-def export_onnx(model: nn.Module, spec: Spec, out: BuildDir) -> None:
-    x = example_input(spec)
-    dynamic = (
-        {"x": {0: torch.export.Dim("batch", min=1, max=65536)}}
-        if spec.export.dynamic_batch
-        else None
-    )
+def export_onnx(model: nn.Module, spec: Spec, facts: DataFacts, out: BuildDir) -> dict[int, float]:
+    """model.onnx: named input/output, metadata, full check, one file; returns batch -> max diff."""
+    import onnx
 
-    def write(path) -> None:
-        with _quiet():
-            torch.onnx.export(
-                model,
-                (x,),
-                str(path),
-                input_names=[INPUT_NAME],
-                output_names=[OUTPUT_NAME],
-                opset_version=spec.export.opset,
-                dynamic_shapes=dynamic,
-                external_data=False,
-                verbose=False,
-            )
-
+    dynamic = spec.export.dynamic_batch
+    batch = 2 if dynamic else STATIC_BATCH
+    shapes = {FORWARD_ARG: {0: torch.export.Dim("batch", min=1, max=MAX_BATCH)}}
+    if not dynamic:
+        shapes = None
     try:
-        write_with(out.onnx, write)
-    except Exception as exc:  # the exporter raises many types; say which stage, in one line
+        with expected_warnings(EXPORTER_WARNINGS), _registry_noise_dropped():
+            with contextlib.redirect_stdout(io.StringIO()):  # progress lines on failure
+                program = torch.onnx.export(
+                    model,
+                    (example_input(spec, batch),),
+                    None,
+                    input_names=[INPUT_NAME],
+                    output_names=[OUTPUT_NAME],
+                    opset_version=spec.export.opset,
+                    dynamic_shapes=shapes,
+                    verbose=False,
+                )
+            proto = program.model_proto
+    except Exception as exc:  # the exporter raises many types; name the stage and the layer
+        raise failure("onnx", exc, spec, out) from exc
+
+    written = [o.version for o in proto.opset_import if o.domain in ("", "ai.onnx")]
+    if written != [spec.export.opset]:
         raise RuntimeFailure(
-            f"ONNX export failed: {type(exc).__name__}: {_first_line(exc)}"
-        ) from exc
+            f"export stage onnx: asked for opset {spec.export.opset}, the exporter wrote "
+            f"{written}; use an opset it supports natively"
+        )
+    meta = onnx_meta.describe(
+        lenetc_version=__version__,
+        spec_name=spec.name,
+        spec_sha256=spec.sha256,
+        dataset=facts.name,
+        input_name=INPUT_NAME,
+        sample_shape=spec.input_shape,
+        dynamic_batch=dynamic,
+        static_batch=STATIC_BATCH,
+        input_range=facts.input_range,
+        mean=facts.mean,
+        std=facts.std,
+        output_name=OUTPUT_NAME,
+        last_layer_type=spec.nodes[-1].type,
+        labels=facts.labels,
+    )
+    del proto.metadata_props[:]
+    for key, value in meta.items():
+        proto.metadata_props.add(key=key, value=value)
+    proto.doc_string = f"{spec.class_name}, compiled by lenetc {__version__} from {spec.name}"
+    for tensor in proto.graph.initializer:
+        if tensor.data_location == onnx.TensorProto.EXTERNAL:
+            raise RuntimeFailure(f"export stage onnx: initializer {tensor.name} is external data")
+    data = proto.SerializeToString()  # raises past 2 GiB, which is where external data begins
+    try:
+        onnx.checker.check_model(onnx.load_from_string(data), full_check=True)
+    except Exception as exc:
+        raise failure("onnx-check", exc, spec, out) from exc
+    diffs = prove_batches(model, data, spec, PROOF_BATCHES if dynamic else (STATIC_BATCH,))
+    write_bytes(out.onnx, data)
+    return diffs
+
+
+def prove_batches(
+    model: nn.Module, data: bytes, spec: Spec, batches: tuple[int, ...]
+) -> dict[int, float]:
+    """Run the ONNX bytes in onnxruntime at each batch size; shapes must match torch exactly.
+
+    Parity against tolerances is verify's job (exit 3); here a wrong batch axis or a wildly
+    different output (> 1e-3) means the export itself is broken (exit 1).
+    """
+    import onnxruntime as ort
+
+    session = ort.InferenceSession(data, providers=["CPUExecutionProvider"])
+    rng = np.random.default_rng(spec.train.seed)
+    diffs = {}
+    for batch in batches:
+        x = rng.standard_normal((batch,) + spec.input_shape).astype(np.float32)
+        with torch.no_grad():
+            want = model(torch.from_numpy(x)).numpy()
+        try:
+            got = session.run([OUTPUT_NAME], {INPUT_NAME: x})[0]
+        except Exception as exc:
+            raise RuntimeFailure(
+                f"export stage onnx-batch: onnxruntime cannot run batch {batch}: "
+                f"{str(exc).strip().splitlines()[0]}"
+            ) from exc
+        if got.shape != want.shape:
+            raise RuntimeFailure(
+                f"export stage onnx-batch: batch {batch} gives shape {got.shape} in "
+                f"onnxruntime, {tuple(want.shape)} in torch"
+            )
+        diffs[batch] = float(np.abs(got - want).max())
+        if not diffs[batch] <= 1e-3:
+            raise RuntimeFailure(
+                f"export stage onnx-batch: batch {batch}: max |torch - onnxruntime| = "
+                f"{diffs[batch]:.2e}, the exported graph computes something else"
+            )
+    return diffs
 
 
 def export_torchscript(model: nn.Module, spec: Spec, out: BuildDir) -> None:
-    with warnings.catch_warnings():
-        # torch 2.13 deprecates jit.script/trace; lenetc ships TorchScript for libtorch users anyway.
-        warnings.filterwarnings(
-            "ignore",
-            message=r".*torch\.jit\.(script|trace).*deprecated",
-            category=DeprecationWarning,
-        )
-        try:
+    """model.torchscript.pt: script (default) or trace, as export.torchscript.mode says."""
+    try:
+        with expected_warnings(TORCHSCRIPT_WARNINGS):
             if spec.export.torchscript_mode == "trace":
                 scripted = torch.jit.trace(model, example_input(spec))
             else:
                 scripted = torch.jit.script(model)
-        except Exception as exc:
-            raise RuntimeFailure(f"TorchScript export failed: {_first_line(exc)}") from exc
-    write_with(out.torchscript, lambda p: torch.jit.save(scripted, str(p)))
+            data = _saved(torch.jit.save, scripted)
+    except Exception as exc:
+        raise failure(f"torchscript-{spec.export.torchscript_mode}", exc, spec, out) from exc
+    write_bytes(out.torchscript, data)
 
 
 def export_program(model: nn.Module, spec: Spec, out: BuildDir) -> None:
-    x = example_input(spec)
-    dynamic = {"x": {0: torch.export.Dim("batch", min=1, max=65536)}}
+    """model.pt2: a torch.export program with a dynamic batch axis (TorchScript's successor)."""
+    shapes = {FORWARD_ARG: {0: torch.export.Dim("batch", min=1, max=MAX_BATCH)}}
     try:
-        program = torch.export.export(model, (x,), dynamic_shapes=dynamic)
+        with expected_warnings(EXPORTER_WARNINGS):
+            program = torch.export.export(model, (example_input(spec),), dynamic_shapes=shapes)
+            data = _saved(torch.export.save, program)
     except Exception as exc:
-        raise RuntimeFailure(f"torch.export failed: {_first_line(exc)}") from exc
-    write_with(out.pt2, lambda p: torch.export.save(program, str(p)))
+        raise failure("pt2", exc, spec, out) from exc
+    write_bytes(out.pt2, data)
+
+
+def export_golden(model: nn.Module, spec: Spec, facts: DataFacts, out: BuildDir) -> None:
+    batch = None if spec.export.dynamic_batch else STATIC_BATCH
+    try:
+        bundle = golden_io.make_bundle(model, spec, facts.x_test, facts.y_test, batch=batch)
+    except Exception as exc:
+        raise failure("golden", exc, spec, out) from exc
+    golden_io.write_bundle(bundle, out, INPUT_NAME, OUTPUT_NAME)
+
+
+def _saved(save: Callable[[object, io.BytesIO], object], obj: object) -> bytes:
+    """Serialize through a buffer, not a path: torch.save and torch.export.save name the zip's
+    records after the file, so saving to a temporary name would make two builds' bytes differ
+    (and torch.export.save warns when a path does not end in .pt2)."""
+    buffer = io.BytesIO()
+    save(obj, buffer)
+    return buffer.getvalue()
 
 
 @contextlib.contextmanager
-def _quiet():
-    """The ONNX exporter prints progress lines and registration warnings; keep the CLI clean."""
-    sink = io.StringIO()
-    with contextlib.redirect_stdout(sink), warnings.catch_warnings():
-        warnings.simplefilter("ignore", FutureWarning)
+def expected_warnings(expected) -> Iterator[None]:
+    """Drop exactly the warnings listed in `expected`; re-emit every other one afterwards."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
         yield
+    for w in caught:
+        known = any(
+            issubclass(w.category, cat) and re.match(pattern, str(w.message))
+            for cat, pattern, _why in expected
+        )
+        if not known:
+            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno, source=w.source)
 
 
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return text[0] if text else type(exc).__name__
+class _DropRegistryNoise(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not REGISTRY_NOISE.search(record.getMessage())
+
+
+@contextlib.contextmanager
+def _registry_noise_dropped() -> Iterator[None]:
+    logger = logging.getLogger(REGISTRY_LOGGER)
+    drop = _DropRegistryNoise()
+    logger.addFilter(drop)
+    try:
+        yield
+    finally:
+        logger.removeFilter(drop)

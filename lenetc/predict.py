@@ -1,0 +1,191 @@
+"""predict: a build folder's model.onnx and input files -> a label and probabilities per sample.
+
+Takes BUILD_DIR and .npy / .pgm / .ppm / .pnm files (Netpbm, P2/P3/P5/P6). Everything needed to
+feed the model comes from model.onnx's metadata_props (onnx_meta.py): the sample shape, the
+normalization (mean, std per channel, from the training split) and the class labels, so that
+the ONNX file stands on its own. Runs onnxruntime only: no torch import, no model.py.
+
+Raw inputs: a .npy holds one sample (C, H, W) or a batch (N, C, H, W) of raw values in the
+dataset's scale (input_range in the metadata; `normalized=True` skips normalization for arrays
+that are already model inputs, such as io.npz's). An image's pixels 0..maxval are mapped onto
+input_range; its size must equal the model's (no resizing). PNG and JPEG need Pillow, which
+lenetc does not depend on; convert them to .pgm/.ppm or .npy first.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .errors import RuntimeFailure, UsageError
+from .onnx_meta import ModelInfo, read
+
+NETPBM = {".pgm", ".ppm", ".pnm", ".pbm"}
+SUPPORTED = ".npy, .pgm, .ppm, .pnm"
+
+
+@dataclass(frozen=True)
+class Prediction:
+    source: str  # "file" or "file[i]" for a row of a batch
+    label: str
+    index: int
+    probabilities: np.ndarray  # float64, sums to 1
+
+
+def predict(
+    build_dir: Path, inputs: list[Path], normalized: bool = False
+) -> tuple[ModelInfo, list[Prediction]]:
+    session, info = open_model(build_dir)
+    batches = [load_input(Path(path), info, normalized) for path in inputs]  # fail before running
+    predictions = []
+    for path, x in zip(inputs, batches):
+        out = session.run([info.output_name], {info.input_name: x})[0]
+        probs = to_probabilities(out.astype(np.float64), info.output_kind)
+        for i, p in enumerate(probs):
+            k = int(np.argmax(p))
+            name = f"{path}[{i}]" if len(probs) > 1 else str(path)
+            label = info.labels[k] if k < len(info.labels) else str(k)
+            predictions.append(Prediction(name, label, k, p))
+    return info, predictions
+
+
+def open_model(build_dir: Path):
+    import onnxruntime as ort
+
+    onnx_path = Path(build_dir) / "model.onnx"
+    if not onnx_path.is_file():
+        raise RuntimeFailure(f"{build_dir} has no model.onnx; run `lenetc build` first")
+    try:
+        session = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
+    except Exception as exc:
+        raise RuntimeFailure(f"onnxruntime cannot load {onnx_path}: {_first_line(exc)}") from None
+    return session, read(session.get_modelmeta().custom_metadata_map, str(onnx_path))
+
+
+def load_input(path: Path, info: ModelInfo, normalized: bool = False) -> np.ndarray:
+    """A (N, *sample_shape) float32 batch, normalized as in training, from one file."""
+    if not path.is_file():
+        raise UsageError(f"{path}: no such file")
+    suffix = path.suffix.lower()
+    if suffix == ".npy":
+        try:
+            raw = np.load(path, allow_pickle=False)
+        except (ValueError, OSError) as exc:
+            raise RuntimeFailure(f"{path}: not a readable .npy file ({exc})") from None
+        if not np.issubdtype(raw.dtype, np.number):
+            raise UsageError(f"{path}: holds {raw.dtype} values, not numbers")
+        x = raw.astype(np.float64)
+    elif suffix in NETPBM:
+        x = _image_to_range(read_netpbm(path), info)
+    else:
+        raise UsageError(
+            f"{path}: unsupported file type '{suffix or '(none)'}'; use {SUPPORTED} "
+            "(PNG/JPEG need Pillow, which lenetc does not install)"
+        )
+    x = _as_batch(x, info.sample_shape, path)
+    if not normalized:
+        shape = (1, -1) + (1,) * (x.ndim - 2)
+        x = (x - np.asarray(info.mean).reshape(shape)) / np.asarray(info.std).reshape(shape)
+    return np.ascontiguousarray(x, dtype=np.float32)
+
+
+def _as_batch(x: np.ndarray, sample: tuple[int, ...], path: Path) -> np.ndarray:
+    if x.shape == sample:
+        return x[None]
+    if x.ndim == len(sample) + 1 and x.shape[1:] == sample and x.shape[0] > 0:
+        return x
+    if len(sample) == 3 and sample[0] == 1 and x.shape == sample[1:]:
+        return x[None, None]  # a grayscale (H, W) array: one channel
+    want = " x ".join(map(str, sample))
+    raise UsageError(
+        f"{path}: shape {tuple(x.shape)} is neither one sample ({want}) nor a batch (N x {want})"
+    )
+
+
+def _image_to_range(image: np.ndarray, info: ModelInfo) -> np.ndarray:
+    """Pixels (C, H, W) in 0..1 -> the raw scale the model was trained on (input_range)."""
+    lo, hi = info.input_range
+    return lo + image * (hi - lo)
+
+
+def read_netpbm(path: Path) -> np.ndarray:
+    """A PGM/PPM/PBM file (ASCII P1-P3 or binary P4-P6) -> (C, H, W) float64 in [0, 1]."""
+    data = path.read_bytes()
+    magic = data[:2]
+    if magic not in (b"P1", b"P2", b"P3", b"P4", b"P5", b"P6"):
+        raise UsageError(f"{path}: not a Netpbm image (starts with {magic!r})")
+    kind = int(magic[1:2])
+    channels = 3 if kind in (3, 6) else 1
+    fields, pos = [], 2
+    n_header = 2 if kind in (1, 4) else 3
+    while len(fields) < n_header:
+        while pos < len(data) and data[pos : pos + 1].isspace():
+            pos += 1
+        if data[pos : pos + 1] == b"#":
+            pos = data.find(b"\n", pos) + 1 or len(data)
+            continue
+        end = pos
+        while end < len(data) and not data[end : end + 1].isspace():
+            end += 1
+        if end == pos:
+            raise UsageError(f"{path}: truncated Netpbm header")
+        fields.append(int(data[pos:end]))
+        pos = end
+    width, height = fields[0], fields[1]
+    maxval = fields[2] if n_header == 3 else 1
+    count = width * height * channels
+    try:
+        if kind in (1, 2, 3):
+            values = np.array(data[pos:].split()[:count], dtype=np.float64)
+        elif kind == 4:
+            bits = np.unpackbits(np.frombuffer(data[pos + 1 :], np.uint8).reshape(height, -1), 1)
+            values = bits[:, :width].astype(np.float64).ravel()
+        else:
+            dtype = np.dtype(">u2") if maxval > 255 else np.uint8
+            values = np.frombuffer(data[pos + 1 :], dtype, count).astype(np.float64)
+    except ValueError:
+        values = np.empty(0)
+    if values.size != count:
+        raise UsageError(f"{path}: expected {count} pixel values, found {values.size}")
+    image = values.reshape(height, width, channels).transpose(2, 0, 1) / maxval
+    return 1.0 - image if kind in (1, 4) else image  # PBM: 1 is black
+
+
+def to_probabilities(out: np.ndarray, kind: str) -> np.ndarray:
+    if kind == "probabilities":
+        return out
+    if kind == "log_probabilities":
+        return np.exp(out)
+    shifted = out - out.max(axis=1, keepdims=True)
+    e = np.exp(shifted)
+    return e / e.sum(axis=1, keepdims=True)
+
+
+def format_prediction(p: Prediction, labels: tuple[str, ...], top: int = 10) -> str:
+    """`file: 3 (97.12%)  3: 0.9712  8: 0.0150 ...`, most probable first, `top` classes."""
+    order = np.argsort(-p.probabilities, kind="stable")[:top]
+    names = [labels[i] if i < len(labels) else str(i) for i in range(len(p.probabilities))]
+    rest = "  ".join(f"{names[i]}: {p.probabilities[i]:.4f}" for i in order)
+    return f"{p.source}: {p.label} ({p.probabilities[p.index]:.2%})  {rest}"
+
+
+def as_json(predictions: list[Prediction], labels: tuple[str, ...]) -> list[dict]:
+    return [
+        {
+            "input": p.source,
+            "label": p.label,
+            "index": p.index,
+            "probabilities": {
+                (labels[i] if i < len(labels) else str(i)): round(float(v), 6)
+                for i, v in enumerate(p.probabilities)
+            },
+        }
+        for p in predictions
+    ]
+
+
+def _first_line(exc: BaseException) -> str:
+    lines = str(exc).strip().splitlines()
+    return lines[0] if lines else type(exc).__name__
