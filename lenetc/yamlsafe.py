@@ -31,6 +31,9 @@ _PLAIN_TAGS = {
 }
 
 
+_RESOLVER = yaml.resolver.Resolver()  # the implicit types of plain scalars, as SafeLoader reads them
+
+
 class YMap(dict):
     """A mapping from YAML with the line of the mapping and of each key (1-based)."""
 
@@ -122,6 +125,11 @@ def load_yaml_text(raw: bytes, name: str) -> YMap:
     return value
 
 
+def _explicit_tag(node: ScalarNode) -> bool:
+    """Whether the tag was written (`!!str`, `!foo`) rather than resolved from a plain value."""
+    return _RESOLVER.resolve(ScalarNode, node.value, (True, False)) != node.tag
+
+
 def _kind(value: Any) -> str:
     if isinstance(value, list):
         return "list"
@@ -204,12 +212,24 @@ class _Builder:
         except (yaml.YAMLError, ValueError) as exc:
             raise self.fail(node, f"cannot read the value {node.value!r}: {exc}") from None
         if isinstance(value, float) and not math.isfinite(value):
-            raise self.fail(node, f"{node.value} is not a finite number")
+            raise self.fail(
+                node,
+                f"expected a finite number, found {node.value}",
+                hint="NaN and infinity are refused everywhere in a spec",
+            )
         return value
 
     def _bad_tag(self, node: Node) -> SpecError:
+        tag = node.tag.replace("tag:yaml.org,2002:", "!!")
+        if isinstance(node, ScalarNode) and node.style is None and not _explicit_tag(node):
+            # an implicit type such as a date (2024-01-01) or binary: say what was written
+            return self.fail(
+                node,
+                f"'{node.value}' reads as a YAML {tag[2:]}, which a spec never holds",
+                hint="quote it to make it text",
+            )
         return self.fail(
             node,
-            f"YAML tag {node.tag} is not allowed in a spec (only plain values, lists and mappings)",
+            f"YAML tag {tag} is not allowed in a spec (only plain values, lists and mappings)",
             hint="remove the tag; a spec never needs one",
         )

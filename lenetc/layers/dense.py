@@ -12,6 +12,7 @@ from .base import (
     LayerKind,
     Param,
     ShapeProblem,
+    fmt_shape,
     lit,
     need_rank,
     numel,
@@ -68,7 +69,8 @@ def _batch_norm2d(a: Mapping[str, Any], inp: LayerInput) -> Inferred:
     c = inp.shape[0]
     if a["num_features"] is not None and a["num_features"] != c:
         raise ShapeProblem(
-            f"num_features is {a['num_features']}, but its input has {c} channels",
+            f"num_features is {a['num_features']}, but its input {fmt_shape(inp.shape)} has {c} "
+            "channels",
             hint=f"remove num_features to infer it, or set it to {c}",
             key="num_features",
         )
