@@ -58,7 +58,8 @@ def check(spec: Spec) -> ShapeTrace:
     if numel(spec.input_shape) > MAX_ACTIVATIONS:
         raise SpecError(
             Problem(
-                f"the input {fmt_shape(spec.input_shape)} has {numel(spec.input_shape):,} elements, "
+                f"the input {fmt_shape(spec.input_shape)} has {numel(spec.input_shape):,} "
+                "elements, "
                 f"more than the budget of {MAX_ACTIVATIONS:,}",
                 Location(spec.path, spec.input_line),
             )
@@ -83,8 +84,8 @@ def check(spec: Spec) -> ShapeTrace:
         if numel(out.out_shape) > MAX_ACTIVATIONS:
             raise SpecError(
                 Problem(
-                    f"its output {fmt_shape(out.out_shape)} has {numel(out.out_shape):,} elements per "
-                    f"sample, more than the budget of {MAX_ACTIVATIONS:,}",
+                    f"its output {fmt_shape(out.out_shape)} has {numel(out.out_shape):,} elements "
+                    f"per sample, more than the budget of {MAX_ACTIVATIONS:,}",
                     Location(spec.path, node.line),
                     layer=node.label,
                     hint="reduce channels or spatial size (stride, pooling) before this layer",

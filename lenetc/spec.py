@@ -156,7 +156,7 @@ _PLAIN_HINT = "use ASCII letters, digits and underscores, starting with a letter
 
 
 def identifier_problem(value: str) -> tuple[str, str] | None:
-    """Why `value` cannot name a layer or class in generated Python, and a way out; None if it can."""
+    """Why `value` cannot name a layer or class in generated code, and a way out; None if it can."""
     if not value.isascii():
         bad = next(c for c in value if not c.isascii())
         return (
@@ -202,7 +202,7 @@ class _Item:
 
 
 def _read_layers(top: Section, report: Reporter) -> list[Node]:
-    """Two passes: name every layer first (so that every problem names its layer), then parse keys."""
+    """Two passes: name every layer first (so every problem names its layer), then parse keys."""
     raw = top.raw("layers")
     line = top.line("layers")
     if "layers" not in top.data:
@@ -272,7 +272,9 @@ def _item(top: Section, raw: YList, i: int, entry: Any) -> _Item | None:
         top.fail(
             f"layer {i + 1}: unknown layer type '{kind_name}'",
             line_of(entry, "type", line),
-            hint=f"did you mean '{near}'?" if near else "known types: " + ", ".join(sorted(REGISTRY)),
+            hint=f"did you mean '{near}'?"
+            if near
+            else "known types: " + ", ".join(sorted(REGISTRY)),
         )
         return None
     given = entry.get("name")

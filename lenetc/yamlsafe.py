@@ -31,7 +31,7 @@ _PLAIN_TAGS = {
 }
 
 
-_RESOLVER = yaml.resolver.Resolver()  # the implicit types of plain scalars, as SafeLoader reads them
+_RESOLVER = yaml.resolver.Resolver()  # implicit types of plain scalars, as SafeLoader reads them
 
 
 class YMap(dict):

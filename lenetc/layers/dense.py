@@ -46,7 +46,7 @@ def _linear(a: Mapping[str, Any], inp: LayerInput) -> Inferred:
             key="in_features",
         )
     out = a["out_features"]
-    # `16 * 5 * 5` reads better than 400 where a flatten made the features, as in a hand-written LeNet
+    # `16 * 5 * 5` reads better than 400 where a flatten made the features (a hand-written LeNet)
     in_lit = " * ".join(str(d) for d in inp.factors) if inp.factors else lit(n)
     bias = a["bias"]
     return Inferred(
