@@ -60,6 +60,17 @@ def _bool_hint(value: Any) -> str | None:
     return None
 
 
+def _exponent_hint(value: Any) -> str | None:
+    """YAML 1.1 (PyYAML) reads 1e-5 as text: it wants a dot and a signed exponent, 1.0e-5."""
+    if isinstance(value, str):
+        try:
+            float(value)
+        except ValueError:
+            return None
+        return "YAML reads a number like 1e-5 as text; write it with a dot and a sign: 1.0e-5"
+    return None
+
+
 def integer(lo: int = 1, hi: int = MAX_INT, what: str = "an integer") -> Parser:
     def parse(value: Any) -> int:
         if isinstance(value, float) and value.is_integer() and not isinstance(value, bool):
@@ -78,7 +89,10 @@ def number(
 ) -> Parser:
     def parse(value: Any) -> float:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise FieldError(f"expected {what}, found {describe(value)}", hint=_bool_hint(value))
+            raise FieldError(
+                f"expected {what}, found {describe(value)}",
+                hint=_bool_hint(value) or _exponent_hint(value),
+            )
         value = float(value)
         if not math.isfinite(value):
             raise FieldError(f"expected a finite number, found {value}")

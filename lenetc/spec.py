@@ -97,7 +97,9 @@ def parse_spec(data: YMap, file: str, source_dir: Path, sha256: str = "") -> Spe
         line=data.line,
     )
     name = top.get("name", text(64))
-    if name is not None and not _check_identifier(name, "name", top, top.line("name")):
+    if name is not None and not _check_identifier(
+        name, "name", top, top.line("name"), source=False
+    ):
         name = None
     class_name = top.get("class_name", text(64), None)
     if class_name is None and name is not None:
@@ -144,8 +146,8 @@ def _input_shape(value: Any) -> tuple[int, ...]:
     return tuple(size(v) for v in value)
 
 
-def _check_identifier(value: str, key: str, where: Section, line: int) -> bool:
-    problem = identifier_problem(value)
+def _check_identifier(value: str, key: str, where: Section, line: int, source: bool = True) -> bool:
+    problem = identifier_problem(value, source)
     if problem:
         where.fail(f"{key} '{value}' {problem[0]}", line, hint=problem[1])
         return False
@@ -155,8 +157,11 @@ def _check_identifier(value: str, key: str, where: Section, line: int) -> bool:
 _PLAIN_HINT = "use ASCII letters, digits and underscores, starting with a letter"
 
 
-def identifier_problem(value: str) -> tuple[str, str] | None:
-    """Why `value` cannot name a layer or class in generated code, and a way out; None if it can."""
+def identifier_problem(value: str, source: bool = True) -> tuple[str, str] | None:
+    """Why `value` cannot name a layer or class in generated code, and a way out; None if it can.
+
+    source=False for the spec's name, which names a folder and (camel-cased) the class only.
+    """
     if not value.isascii():
         bad = next(c for c in value if not c.isascii())
         return (
@@ -173,7 +178,7 @@ def identifier_problem(value: str) -> tuple[str, str] | None:
         )
     if keyword.iskeyword(value) or keyword.issoftkeyword(value):
         return "is a Python keyword", f"rename it, e.g. '{value}_1'"
-    if value in SOURCE_NAMES:
+    if source and value in SOURCE_NAMES:
         return "would shadow a name the generated source uses", f"rename it, e.g. '{value}_1'"
     return None
 

@@ -9,6 +9,7 @@ non-UTF-8 bytes and NaN/inf. Raises SpecError with the file and line.
 from __future__ import annotations
 
 import math
+import re
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +22,9 @@ from .errors import Location, Problem, SpecError
 MAX_SPEC_BYTES = 256 * 1024  # a spec is a page of YAML; anything this big is not one
 MAX_DEPTH = 16  # specs nest four levels deep; a deeper document is malformed or hostile
 MAX_NODES = 50_000
+# What PyYAML's reader refuses (with a multi-line message and no line): C0 controls but tab,
+# newline and carriage return; DEL and C1 controls but NEL; surrogates; U+FFFE / U+FFFF.
+_CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x84\x86-\x9f\ud800-\udfff\ufffe\uffff]")
 
 _PLAIN_TAGS = {
     "tag:yaml.org,2002:str",
@@ -95,6 +99,16 @@ def load_yaml_text(raw: bytes, name: str) -> YMap:
                 hint="save the spec as UTF-8",
             )
         ) from None
+    bad = _CONTROL.search(text)
+    if bad:
+        raise SpecError(
+            Problem(
+                f"the file holds the control character U+{ord(bad.group()):04X}, which YAML "
+                "does not allow",
+                Location(name, text.count("\n", 0, bad.start()) + 1),
+                hint="a spec is plain text; was a binary file given?",
+            )
+        )
     try:
         node = yaml.compose(text, Loader=yaml.SafeLoader)
     except yaml.MarkedYAMLError as exc:
