@@ -98,8 +98,12 @@ def number(
             raise FieldError(f"expected a finite number, found {value}")
         too_low = value <= lo if lo_open else value < lo
         if too_low or value > hi:
-            left = f"more than {lo:g}" if lo_open else f"at least {lo:g}"
-            rng = left if hi == math.inf else f"{left} and at most {hi:g}"
+            if hi == math.inf:
+                rng = f"more than {lo:g}" if lo_open else f"at least {lo:g}"
+            else:
+                rng = (
+                    f"more than {lo:g} and at most {hi:g}" if lo_open else f"from {lo:g} to {hi:g}"
+                )
             raise FieldError(f"expected {what} {rng}, found {value:g}")
         return value
 

@@ -110,7 +110,10 @@ TORCH: dict[str, Builder] = {
     "conv2d": _conv2d,
     "max_pool2d": _pool(F.max_pool2d, "dilation"),
     "avg_pool2d": _pool(F.avg_pool2d, "count_include_pad"),
-    "adaptive_avg_pool2d": lambda a, x: ((lambda t: F.adaptive_avg_pool2d(t, _t(a["output_size"]))), None),
+    "adaptive_avg_pool2d": lambda a, x: (
+        (lambda t: F.adaptive_avg_pool2d(t, _t(a["output_size"]))),
+        None,
+    ),
     "batch_norm2d": _batch_norm2d,
     "flatten": lambda a, x: ((lambda t: torch.flatten(t, 1)), None),
     "linear": _linear,
@@ -236,7 +239,7 @@ def test_every_kind_alone_on_any_input(kind, data):
 
 
 def test_mix_of_verdicts_is_healthy():
-    """The generator exercises both verdicts: a property that only saw valid stacks proves little."""
+    """The generator exercises both verdicts: a property seeing only valid stacks proves little."""
     if TALLY["stacks"] < 100:
         pytest.skip("runs after test_random_stacks_agree_with_torch in the same session")
     assert TALLY["accepted"] > TALLY["stacks"] * 0.3, TALLY
@@ -256,21 +259,31 @@ EDGES = [  # (input shape, layers): cases a random draw reaches rarely
     ((1, 32, 32), [{"type": "conv2d", "out_channels": 6, "kernel_size": 5}]),
     ((1, 7, 3), [{"type": "conv2d", "out_channels": 8, "kernel_size": [2, 3]}]),
     ((3, 9, 9), [{"type": "conv2d", "out_channels": 4, "kernel_size": [2, 4], "padding": "same"}]),
-    ((3, 9, 9), [{"type": "conv2d", "out_channels": 4, "kernel_size": 4, "padding": "same",
-                  "dilation": 2}]),
-    ((3, 9, 9), [{"type": "conv2d", "out_channels": 4, "kernel_size": 3, "padding": "same",
-                  "stride": 2}]),
+    (
+        (3, 9, 9),
+        [{"type": "conv2d", "out_channels": 4, "kernel_size": 4, "padding": "same", "dilation": 2}],
+    ),
+    (
+        (3, 9, 9),
+        [{"type": "conv2d", "out_channels": 4, "kernel_size": 3, "padding": "same", "stride": 2}],
+    ),
     ((2, 4, 4), [{"type": "conv2d", "out_channels": 4, "kernel_size": 9, "padding": 2}]),
     ((2, 4, 4), [{"type": "conv2d", "out_channels": 4, "kernel_size": 9, "padding": 3}]),
     ((6, 5, 5), [{"type": "conv2d", "out_channels": 6, "kernel_size": 1, "groups": 6}]),
     ((6, 5, 5), [{"type": "conv2d", "out_channels": 6, "kernel_size": 1, "groups": 4}]),
     ((1, 5, 5), [{"type": "max_pool2d", "kernel_size": 2, "ceil_mode": True}]),
-    ((1, 5, 5), [{"type": "max_pool2d", "kernel_size": 2, "stride": 2, "padding": 1,
-                  "ceil_mode": True}]),
-    ((1, 4, 4), [{"type": "max_pool2d", "kernel_size": 3, "stride": 3, "padding": 1,
-                  "ceil_mode": True}]),
-    ((1, 6, 6), [{"type": "avg_pool2d", "kernel_size": 4, "stride": 3, "padding": 2,
-                  "ceil_mode": True}]),
+    (
+        (1, 5, 5),
+        [{"type": "max_pool2d", "kernel_size": 2, "stride": 2, "padding": 1, "ceil_mode": True}],
+    ),
+    (
+        (1, 4, 4),
+        [{"type": "max_pool2d", "kernel_size": 3, "stride": 3, "padding": 1, "ceil_mode": True}],
+    ),
+    (
+        (1, 6, 6),
+        [{"type": "avg_pool2d", "kernel_size": 4, "stride": 3, "padding": 2, "ceil_mode": True}],
+    ),
     ((1, 9, 9), [{"type": "max_pool2d", "kernel_size": 3, "padding": 1, "dilation": 2}]),
     ((1, 9, 9), [{"type": "max_pool2d", "kernel_size": 10}]),
     ((1, 9, 9), [{"type": "max_pool2d", "kernel_size": 10, "padding": 5}]),
