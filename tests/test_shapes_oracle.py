@@ -46,6 +46,7 @@ from tests.strategies import (
 
 torch.set_grad_enabled(False)
 torch.set_num_threads(1)  # tiny tensors: threads only add overhead
+pytestmark = pytest.mark.filterwarnings("ignore:Using padding=.same. with even kernel")
 PROPERTY = settings(
     max_examples=EXAMPLES,
     deadline=None,
