@@ -130,7 +130,7 @@ def test_check_process_is_quick():
         cwd=ROOT, env=ENV, capture_output=True, timeout=60,
     )  # fmt: skip
     assert proc.returncode == 0
-    assert time.perf_counter() - start < 1.5
+    assert time.perf_counter() - start < 2.0  # ~0.2 s idle; 0.7 s seen at load average 8
 
 
 def test_exit_codes_from_a_real_process():
