@@ -60,6 +60,17 @@ def _bool_hint(value: Any) -> str | None:
     return None
 
 
+def _exponent_hint(value: Any) -> str | None:
+    """YAML 1.1 (PyYAML) reads 1e-5 as text: it wants a dot and a signed exponent, 1.0e-5."""
+    if isinstance(value, str):
+        try:
+            float(value)
+        except ValueError:
+            return None
+        return "YAML reads a number like 1e-5 as text; write it with a dot and a sign: 1.0e-5"
+    return None
+
+
 def integer(lo: int = 1, hi: int = MAX_INT, what: str = "an integer") -> Parser:
     def parse(value: Any) -> int:
         if isinstance(value, float) and value.is_integer() and not isinstance(value, bool):
@@ -67,8 +78,7 @@ def integer(lo: int = 1, hi: int = MAX_INT, what: str = "an integer") -> Parser:
         if isinstance(value, bool) or not isinstance(value, int):
             raise FieldError(f"expected {what}, found {describe(value)}", hint=_bool_hint(value))
         if value < lo or value > hi:
-            rng = f"at least {lo}" if hi == MAX_INT else f"from {lo} to {hi}"
-            raise FieldError(f"expected {what} {rng}, found {value}")
+            raise FieldError(f"expected {what} from {lo} to {hi}, found {value}")
         return value
 
     return parse
@@ -79,14 +89,21 @@ def number(
 ) -> Parser:
     def parse(value: Any) -> float:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise FieldError(f"expected {what}, found {describe(value)}", hint=_bool_hint(value))
+            raise FieldError(
+                f"expected {what}, found {describe(value)}",
+                hint=_bool_hint(value) or _exponent_hint(value),
+            )
         value = float(value)
         if not math.isfinite(value):
             raise FieldError(f"expected a finite number, found {value}")
         too_low = value <= lo if lo_open else value < lo
         if too_low or value > hi:
-            left = f"more than {lo:g}" if lo_open else f"at least {lo:g}"
-            rng = left if hi == math.inf else f"{left} and at most {hi:g}"
+            if hi == math.inf:
+                rng = f"more than {lo:g}" if lo_open else f"at least {lo:g}"
+            else:
+                rng = (
+                    f"more than {lo:g} and at most {hi:g}" if lo_open else f"from {lo:g} to {hi:g}"
+                )
             raise FieldError(f"expected {what} {rng}, found {value:g}")
         return value
 
@@ -202,12 +219,17 @@ class Section:
             data = YMap()
             data.line, data.key_lines = line, {}
         self.data = data
+        # "train.dataset.name" outside layers; inside a layer the label already says where
+        self.prefix = "" if layer or where == "the spec" else where + "."
+        self.suggested: set[str] = set()  # keys offered for a misspelt one: not also "missing"
         known = list(known)
         for key in data:
             if key not in known:
                 near = nearest(key, known)
+                if near:
+                    self.suggested.add(near)
                 self.fail(
-                    f"unknown key '{key}' in {where}",
+                    f"unknown key '{key}'" + ("" if layer else f" in {where}"),
                     line_of(data, key),
                     hint=f"did you mean '{near}'?" if near else f"known keys: {', '.join(known)}",
                 )
@@ -226,13 +248,17 @@ class Section:
         """The parsed value of key, its default, or None after recording a problem."""
         if key not in self.data:
             if default is REQUIRED:
-                self.fail(f"{self.where} needs '{key}'", self.line())
+                if key not in self.suggested:
+                    where = "" if self.layer else f" in {self.where}"
+                    self.fail(f"missing required key '{key}'{where}", self.line())
+                else:
+                    self.ok = False
                 return None
             return default
         try:
             return parse(self.data[key])
         except FieldError as exc:
-            self.fail(f"{key}: {exc}", self.line(key), hint=exc.hint)
+            self.fail(f"{self.prefix}{key}: {exc}", self.line(key), hint=exc.hint)
             return None
 
     def raw(self, key: str) -> Any:

@@ -54,6 +54,16 @@ class ShapeTrace:
 
 
 def check(spec: Spec) -> ShapeTrace:
+    """The ShapeTrace of a spec, or SpecError at the first layer that cannot take its input."""
+    if numel(spec.input_shape) > MAX_ACTIVATIONS:
+        raise SpecError(
+            Problem(
+                f"the input {fmt_shape(spec.input_shape)} has {numel(spec.input_shape):,} "
+                "elements, "
+                f"more than the budget of {MAX_ACTIVATIONS:,}",
+                Location(spec.path, spec.input_line),
+            )
+        )
     outputs: dict[str, LayerInput] = {INPUT: LayerInput(spec.input_shape)}
     traced: list[TracedNode] = []
     for node in spec.nodes:
@@ -65,7 +75,7 @@ def check(spec: Spec) -> ShapeTrace:
             line = node.key_lines.get(exc.key, node.line) if exc.key else node.line
             raise SpecError(
                 Problem(
-                    f"{exc} (input {fmt_shape(inp.shape)})" if exc.key else str(exc),
+                    str(exc),
                     Location(spec.path, line),
                     layer=node.label,
                     hint=exc.hint,
@@ -74,8 +84,8 @@ def check(spec: Spec) -> ShapeTrace:
         if numel(out.out_shape) > MAX_ACTIVATIONS:
             raise SpecError(
                 Problem(
-                    f"its output {fmt_shape(out.out_shape)} has {numel(out.out_shape):,} elements per "
-                    f"sample, more than the budget of {MAX_ACTIVATIONS:,}",
+                    f"its output {fmt_shape(out.out_shape)} has {numel(out.out_shape):,} elements "
+                    f"per sample, more than the budget of {MAX_ACTIVATIONS:,}",
                     Location(spec.path, node.line),
                     layer=node.label,
                     hint="reduce channels or spatial size (stride, pooling) before this layer",
@@ -84,14 +94,6 @@ def check(spec: Spec) -> ShapeTrace:
         outputs[node.name] = LayerInput(out.out_shape, out.factors)
         traced.append(TracedNode(node, inp.shape, out))
     trace = ShapeTrace(spec, tuple(traced))
-    if numel(spec.input_shape) > MAX_ACTIVATIONS:
-        raise SpecError(
-            Problem(
-                f"the input {fmt_shape(spec.input_shape)} has {numel(spec.input_shape):,} elements, "
-                f"more than the budget of {MAX_ACTIVATIONS:,}",
-                Location(spec.path, spec.input_line),
-            )
-        )
     if trace.params > MAX_PARAMS:
         biggest = max(traced, key=lambda t: t.out.params)
         raise SpecError(

@@ -24,6 +24,7 @@ from .yamlsafe import YList, YMap, line_of, load_yaml
 
 INPUT = "input"  # the name of the graph input, which the first node reads
 _IDENT = re.compile(r"[A-Za-z][A-Za-z0-9_]{0,63}\Z")
+MAX_LAYERS = 1000
 # Attribute names an nn.Module already has (public ones; leading underscores are refused anyway).
 # A layer named `forward` or `training` would break the generated class. tests/test_spec.py checks
 # this list against dir(torch.nn.Module), so a new torch cannot slip one past us.
@@ -96,7 +97,9 @@ def parse_spec(data: YMap, file: str, source_dir: Path, sha256: str = "") -> Spe
         line=data.line,
     )
     name = top.get("name", text(64))
-    if name is not None and not _check_identifier(name, "name", top, top.line("name")):
+    if name is not None and not _check_identifier(
+        name, "name", top, top.line("name"), source=False
+    ):
         name = None
     class_name = top.get("class_name", text(64), None)
     if class_name is None and name is not None:
@@ -110,7 +113,7 @@ def parse_spec(data: YMap, file: str, source_dir: Path, sha256: str = "") -> Spe
     export = read_export(top.raw("export"), report, top.line("export"))
     verify = read_verify(top.raw("verify"), report, top.line("verify"))
     if report.problems:
-        raise SpecError(report.problems)
+        raise SpecError(sorted(report.problems, key=lambda p: p.at.line))
     return Spec(
         name=name,
         class_name=class_name,
@@ -143,34 +146,68 @@ def _input_shape(value: Any) -> tuple[int, ...]:
     return tuple(size(v) for v in value)
 
 
-def _check_identifier(value: str, key: str, where: Section, line: int) -> bool:
-    problem = identifier_problem(value)
+def _check_identifier(value: str, key: str, where: Section, line: int, source: bool = True) -> bool:
+    problem = identifier_problem(value, source)
     if problem:
-        where.fail(
-            f"{key} '{value}' {problem}",
-            line,
-            hint="use ASCII letters, digits and underscores, starting with a letter",
-        )
+        where.fail(f"{key} '{value}' {problem[0]}", line, hint=problem[1])
         return False
     return True
 
 
-def identifier_problem(value: str) -> str | None:
-    """Why `value` cannot name a layer or class in generated Python, or None when it can."""
+_PLAIN_HINT = "use ASCII letters, digits and underscores, starting with a letter"
+
+
+def identifier_problem(value: str, source: bool = True) -> tuple[str, str] | None:
+    """Why `value` cannot name a layer or class in generated code, and a way out; None if it can.
+
+    source=False for the spec's name, which names a folder and (camel-cased) the class only.
+    """
     if not value.isascii():
-        return "has non-ASCII characters (look-alike letters are refused)"
+        bad = next(c for c in value if not c.isascii())
+        return (
+            f"has the non-ASCII character '{bad}' (U+{ord(bad):04X}); look-alike letters are "
+            "refused",
+            _PLAIN_HINT,
+        )
+    if value.startswith("_"):
+        return "starts with an underscore (private and dunder names are Python's own)", _PLAIN_HINT
     if not _IDENT.match(value):
         return (
-            "is not a plain identifier (letters, digits, underscores; a letter first; 64 at most)"
+            "is not a plain identifier (letters, digits, underscores; a letter first; 64 at most)",
+            _PLAIN_HINT,
         )
     if keyword.iskeyword(value) or keyword.issoftkeyword(value):
-        return "is a Python keyword"
-    if value in SOURCE_NAMES:
-        return "would shadow a name the generated source uses"
+        return "is a Python keyword", f"rename it, e.g. '{value}_1'"
+    if source and value in SOURCE_NAMES:
+        return "would shadow a name the generated source uses", f"rename it, e.g. '{value}_1'"
     return None
 
 
+def layer_name_problem(value: str) -> tuple[str, str] | None:
+    """identifier_problem, plus the attributes every nn.Module has (a layer becomes one)."""
+    problem = identifier_problem(value)
+    if problem is None and value in MODULE_ATTRIBUTES:
+        problem = (
+            "would shadow an attribute every torch nn.Module has",
+            f"rename it, e.g. '{value}_layer'",
+        )
+    return problem
+
+
+@dataclass
+class _Item:
+    """One layer entry between the passes of _read_layers: its kind, name and YAML."""
+
+    index: int
+    kind_name: str
+    given: str | None
+    line: int
+    data: YMap
+    name: str = ""
+
+
 def _read_layers(top: Section, report: Reporter) -> list[Node]:
+    """Two passes: name every layer first (so every problem names its layer), then parse keys."""
     raw = top.raw("layers")
     line = top.line("layers")
     if "layers" not in top.data:
@@ -179,108 +216,120 @@ def _read_layers(top: Section, report: Reporter) -> list[Node]:
         )
         return []
     if not isinstance(raw, YList) or not raw:
-        top.fail("layers must be a non-empty list of {type: ...} mappings", line)
-        return []
-    if len(raw) > 1000:
-        top.fail(f"the spec has {len(raw)} layers; lenetc takes at most 1000", line)
-        return []
-    parsed: list[tuple[str | None, str, dict[str, Any], int, YMap]] = []
-    for i, item in enumerate(raw):
-        item_line = line_of(raw, i)
-        if not isinstance(item, YMap):
-            top.fail(f"layer {i + 1} must be a mapping like {{type: relu}}", item_line)
-            continue
-        kind_name = item.get("type")
-        if "type" not in item or not isinstance(kind_name, str):
-            top.fail(
-                f"layer {i + 1} needs a 'type'",
-                item_line,
-                hint="one of: " + ", ".join(sorted(REGISTRY)),
-            )
-            continue
-        kind = REGISTRY.get(kind_name)
-        if kind is None:
-            near = nearest(kind_name, REGISTRY)
-            top.fail(
-                f"unknown layer type '{kind_name}'",
-                line_of(item, "type"),
-                hint=f"did you mean '{near}'?"
-                if near
-                else "known types: " + ", ".join(sorted(REGISTRY)),
-            )
-            continue
-        given = item.get("name")
-        label = f"{given if isinstance(given, str) else '#' + str(i + 1)} ({kind_name})"
-        s = Section(
-            item,
-            ("type", "name") + kind.keys,
-            report,
-            where=f"layer {kind_name}",
-            line=item_line,
-            layer=label,
+        top.fail(
+            f"layers must be a non-empty list of {{type: ...}} mappings, found {describe(raw)}",
+            line,
         )
-        args = {p.name: s.get(p.name, p.parse, p.default) for p in kind.params}
-        if given is not None:
-            given = s.get("name", text(64))
-            if given is not None:
-                problem = identifier_problem(given) or _attribute_problem(given)
-                if problem:
-                    s.fail(
-                        f"name '{given}' {problem}",
-                        s.line("name"),
-                        hint="use ASCII letters, digits and underscores, starting with a letter",
-                    )
-                    given = None
-        if s.ok:
-            parsed.append((given, kind_name, args, item_line, item))
-    return _name_nodes(parsed, top)
-
-
-def _attribute_problem(name: str) -> str | None:
-    if name in MODULE_ATTRIBUTES:
-        return "would shadow an attribute every torch nn.Module has"
-    return None
-
-
-def _name_nodes(parsed: list, top: Section) -> list[Node]:
-    """Give every layer a name (given, or prefix + count: conv1, fc2) and wire the chain."""
-    taken: dict[str, int] = {}
-    for given, _, _, line, _ in parsed:
-        if given is None:
-            continue
-        if given in taken:
-            top.fail(
-                f"two layers are named '{given}' (lines {taken[given]} and {line})",
-                line,
-                hint="layer names become attributes and must be unique",
-            )
-        taken.setdefault(given, line)
-    counters: dict[str, int] = {}
+        return []
+    if len(raw) > MAX_LAYERS:
+        top.fail(f"the spec has {len(raw)} layers; lenetc takes at most {MAX_LAYERS}", line)
+        return []
+    items = [item for i, entry in enumerate(raw) if (item := _item(top, raw, i, entry))]
+    ok = _name_items(items, top)
     nodes: list[Node] = []
     previous = INPUT
-    for given, kind_name, args, line, item in parsed:
-        kind = REGISTRY[kind_name]
-        name = given
-        if name is None:
-            while True:  # skip numbers the user took: `conv2` given by hand
-                counters[kind.prefix] = counters.get(kind.prefix, 0) + 1
-                name = f"{kind.prefix}{counters[kind.prefix]}"
-                if name not in taken:
-                    break
-            taken[name] = line
-        nodes.append(
-            Node(
-                name=name,
-                type=kind_name,
-                args=args,
-                inputs=(previous,),
-                line=line,
-                key_lines=dict(item.key_lines),
-                auto_named=given is None,
-            )
+    for item in items:
+        kind = REGISTRY[item.kind_name]
+        s = Section(
+            item.data,
+            ("type", "name") + kind.keys,
+            report,
+            where=f"layer {item.kind_name}",
+            line=item.line,
+            layer=f"{item.name} ({item.kind_name})",
         )
-        previous = name
+        args = {p.name: s.get(p.name, p.parse, p.default) for p in kind.params}
+        if s.ok and ok:
+            nodes.append(
+                Node(
+                    name=item.name,
+                    type=item.kind_name,
+                    args=args,
+                    inputs=(previous,),
+                    line=item.line,
+                    key_lines=dict(item.data.key_lines),
+                    auto_named=item.given is None,
+                )
+            )
+            previous = item.name
     return nodes
+
+
+def _item(top: Section, raw: YList, i: int, entry: Any) -> _Item | None:
+    """Check that one entry of layers: is a mapping with a known type; record why not."""
+    line = line_of(raw, i)
+    if not isinstance(entry, YMap):
+        top.fail(
+            f"layer {i + 1} must be a mapping like {{type: relu}}, found {describe(entry)}", line
+        )
+        return None
+    kind_name = entry.get("type")
+    if not isinstance(kind_name, str):
+        found = "no type" if "type" not in entry else f"type {describe(kind_name)}"
+        top.fail(
+            f"layer {i + 1} needs a 'type' naming its kind, found {found}",
+            line_of(entry, "type", line),
+            hint="one of: " + ", ".join(sorted(REGISTRY)),
+        )
+        return None
+    if kind_name not in REGISTRY:
+        near = nearest(kind_name, REGISTRY)
+        top.fail(
+            f"layer {i + 1}: unknown layer type '{kind_name}'",
+            line_of(entry, "type", line),
+            hint=f"did you mean '{near}'?"
+            if near
+            else "known types: " + ", ".join(sorted(REGISTRY)),
+        )
+        return None
+    given = entry.get("name")
+    return _Item(i, kind_name, given if isinstance(given, str) else None, line, entry)
+
+
+def _name_items(items: list[_Item], top: Section) -> bool:
+    """Name every layer: given (checked: safe, unique) or prefix + count (conv1, fc2)."""
+    ok = True
+    taken: dict[str, int] = {}
+    for item in items:
+        if "name" in item.data and item.given is None:
+            top.fail(
+                f"layer {item.index + 1} ({item.kind_name}): name must be text, found "
+                f"{describe(item.data['name'])}",
+                line_of(item.data, "name"),
+            )
+            ok = False
+        if item.given is None:
+            continue
+        problem = layer_name_problem(item.given)
+        if problem:
+            top.report.add(
+                f"name '{item.given}' {problem[0]}",
+                line_of(item.data, "name"),
+                layer=f"{item.given} ({item.kind_name})",
+                hint=problem[1],
+            )
+            ok = False
+        if item.given in taken:
+            top.fail(
+                f"two layers are named '{item.given}' (lines {taken[item.given]} and {item.line})",
+                line_of(item.data, "name"),
+                hint="layer names become attributes of the module and must be unique",
+            )
+            ok = False
+        taken.setdefault(item.given, item.line)
+    counters: dict[str, int] = {}
+    for item in items:
+        if item.given is not None:
+            item.name = item.given
+            continue
+        prefix = REGISTRY[item.kind_name].prefix
+        while True:  # skip numbers the user took: `conv2` given by hand
+            counters[prefix] = counters.get(prefix, 0) + 1
+            item.name = f"{prefix}{counters[prefix]}"
+            if item.name not in taken:
+                break
+        taken[item.name] = item.line
+    return ok
 
 
 __all__ = ["INPUT", "Node", "Spec", "load_spec", "parse_spec"]

@@ -9,6 +9,7 @@ non-UTF-8 bytes and NaN/inf. Raises SpecError with the file and line.
 from __future__ import annotations
 
 import math
+import re
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +22,9 @@ from .errors import Location, Problem, SpecError
 MAX_SPEC_BYTES = 256 * 1024  # a spec is a page of YAML; anything this big is not one
 MAX_DEPTH = 16  # specs nest four levels deep; a deeper document is malformed or hostile
 MAX_NODES = 50_000
+# What PyYAML's reader refuses (with a multi-line message and no line): C0 controls but tab,
+# newline and carriage return; DEL and C1 controls but NEL; surrogates; U+FFFE / U+FFFF.
+_CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x84\x86-\x9f\ud800-\udfff\ufffe\uffff]")
 
 _PLAIN_TAGS = {
     "tag:yaml.org,2002:str",
@@ -29,6 +33,9 @@ _PLAIN_TAGS = {
     "tag:yaml.org,2002:bool",
     "tag:yaml.org,2002:null",
 }
+
+
+_RESOLVER = yaml.resolver.Resolver()  # implicit types of plain scalars, as SafeLoader reads them
 
 
 class YMap(dict):
@@ -92,6 +99,16 @@ def load_yaml_text(raw: bytes, name: str) -> YMap:
                 hint="save the spec as UTF-8",
             )
         ) from None
+    bad = _CONTROL.search(text)
+    if bad:
+        raise SpecError(
+            Problem(
+                f"the file holds the control character U+{ord(bad.group()):04X}, which YAML "
+                "does not allow",
+                Location(name, text.count("\n", 0, bad.start()) + 1),
+                hint="a spec is plain text; was a binary file given?",
+            )
+        )
     try:
         node = yaml.compose(text, Loader=yaml.SafeLoader)
     except yaml.MarkedYAMLError as exc:
@@ -120,6 +137,11 @@ def load_yaml_text(raw: bytes, name: str) -> YMap:
             )
         )
     return value
+
+
+def _explicit_tag(node: ScalarNode) -> bool:
+    """Whether the tag was written (`!!str`, `!foo`) rather than resolved from a plain value."""
+    return _RESOLVER.resolve(ScalarNode, node.value, (True, False)) != node.tag
 
 
 def _kind(value: Any) -> str:
@@ -204,12 +226,24 @@ class _Builder:
         except (yaml.YAMLError, ValueError) as exc:
             raise self.fail(node, f"cannot read the value {node.value!r}: {exc}") from None
         if isinstance(value, float) and not math.isfinite(value):
-            raise self.fail(node, f"{node.value} is not a finite number")
+            raise self.fail(
+                node,
+                f"expected a finite number, found {node.value}",
+                hint="NaN and infinity are refused everywhere in a spec",
+            )
         return value
 
     def _bad_tag(self, node: Node) -> SpecError:
+        tag = node.tag.replace("tag:yaml.org,2002:", "!!")
+        if isinstance(node, ScalarNode) and node.style is None and not _explicit_tag(node):
+            # an implicit type such as a date (2024-01-01) or binary: say what was written
+            return self.fail(
+                node,
+                f"'{node.value}' reads as a YAML {tag[2:]}, which a spec never holds",
+                hint="quote it to make it text",
+            )
         return self.fail(
             node,
-            f"YAML tag {node.tag} is not allowed in a spec (only plain values, lists and mappings)",
+            f"YAML tag {tag} is not allowed in a spec (only plain values, lists and mappings)",
             hint="remove the tag; a spec never needs one",
         )

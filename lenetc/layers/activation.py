@@ -41,8 +41,10 @@ def _over_axis(a: Mapping[str, Any], inp: LayerInput) -> Inferred:
     if not -rank <= dim < rank or dim % rank == 0:
         axes = ", ".join(str(d) for d in range(1, rank))
         raise ShapeProblem(
-            f"dim {dim} is not a feature axis of the input (N, {', '.join(map(str, inp.shape))})",
-            hint=f"dim counts the batch axis as 0, as torch does; choose one of {axes}",
+            f"dim {dim} is not a feature axis of the input (N, {', '.join(map(str, inp.shape))})"
+            + (" (it is the batch axis)" if -rank <= dim < rank else ""),
+            hint=f"dim counts the batch axis as 0, as torch does; choose {axes}"
+            + (f" (or {-rank + 1} to -1)" if rank > 2 else " or -1"),
             key="dim",
         )
     return Inferred(

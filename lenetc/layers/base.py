@@ -127,6 +127,13 @@ def numel(shape: Shape) -> int:
     return n
 
 
+def fmt_pair(value: Any) -> str:
+    """How an (h, w) pair reads in a message: 2 when square, [2, 3] otherwise (as in YAML)."""
+    if isinstance(value, tuple) and len(value) == 2:
+        return str(value[0]) if value[0] == value[1] else f"[{value[0]}, {value[1]}]"
+    return str(value)
+
+
 def fmt_shape(shape: Shape) -> str:
     return "(" + ", ".join(str(d) for d in shape) + ")"
 

@@ -15,6 +15,8 @@ from .base import (
     LayerKind,
     Param,
     ShapeProblem,
+    fmt_pair,
+    fmt_shape,
     lit,
     need_rank,
     numel,
@@ -67,14 +69,15 @@ def _conv2d(a: Mapping[str, Any], inp: LayerInput) -> Inferred:
     c, h, w = inp.shape
     if a["in_channels"] is not None and a["in_channels"] != c:
         raise ShapeProblem(
-            f"in_channels is {a['in_channels']}, but its input has {c} channels",
+            f"in_channels is {a['in_channels']}, but its input {fmt_shape(inp.shape)} has {c} "
+            "channels",
             hint=f"remove in_channels to infer it, or set it to {c}",
             key="in_channels",
         )
     groups, cout = a["groups"], a["out_channels"]
     if c % groups or cout % groups:
         raise ShapeProblem(
-            f"groups = {groups} must divide both in_channels ({c}) and out_channels ({cout})",
+            f"groups {groups} must divide both in_channels ({c}) and out_channels ({cout})",
             hint="choose groups among the common divisors of the two",
             key="groups",
         )
@@ -83,7 +86,7 @@ def _conv2d(a: Mapping[str, Any], inp: LayerInput) -> Inferred:
     if pad == "same":
         if (sh, sw) != (1, 1):
             raise ShapeProblem(
-                f"padding 'same' needs stride 1, found stride {lit(a['stride'])}",
+                f"padding 'same' needs stride 1, found stride {fmt_pair(a['stride'])}",
                 hint="torch does not support 'same' with strided convolutions; give padding as a "
                 "number",
                 key="padding",
@@ -96,8 +99,9 @@ def _conv2d(a: Mapping[str, Any], inp: LayerInput) -> Inferred:
             span = d * (k - 1) + 1
             if n + 2 * p < span:
                 raise ShapeProblem(
-                    f"the kernel spans {span} along {axis}, more than the padded input "
-                    f"{n}" + (f" + 2*{p} = {n + 2 * p}" if p else ""),
+                    f"the kernel spans {span} along {axis}, more than the "
+                    + (f"padded input {n} + 2*{p} = {n + 2 * p}" if p else f"input's {n}")
+                    + f" (input {fmt_shape(inp.shape)})",
                     hint="use a smaller kernel_size or dilation, add padding, or remove a pooling "
                     "layer before it",
                     key="kernel_size",

@@ -12,6 +12,7 @@ from .base import (
     LayerKind,
     Param,
     ShapeProblem,
+    fmt_shape,
     lit,
     need_rank,
     numel,
@@ -45,7 +46,7 @@ def _linear(a: Mapping[str, Any], inp: LayerInput) -> Inferred:
             key="in_features",
         )
     out = a["out_features"]
-    # `16 * 5 * 5` reads better than 400 where a flatten made the features, as in a hand-written LeNet
+    # `16 * 5 * 5` reads better than 400 where a flatten made the features (a hand-written LeNet)
     in_lit = " * ".join(str(d) for d in inp.factors) if inp.factors else lit(n)
     bias = a["bias"]
     return Inferred(
@@ -68,7 +69,8 @@ def _batch_norm2d(a: Mapping[str, Any], inp: LayerInput) -> Inferred:
     c = inp.shape[0]
     if a["num_features"] is not None and a["num_features"] != c:
         raise ShapeProblem(
-            f"num_features is {a['num_features']}, but its input has {c} channels",
+            f"num_features is {a['num_features']}, but its input {fmt_shape(inp.shape)} has {c} "
+            "channels",
             hint=f"remove num_features to infer it, or set it to {c}",
             key="num_features",
         )

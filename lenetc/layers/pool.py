@@ -16,6 +16,7 @@ from .base import (
     LayerKind,
     Param,
     ShapeProblem,
+    fmt_pair,
     lit,
     need_rank,
     numel,
@@ -59,8 +60,9 @@ def _window(
     (ph, pw), (dh, dw) = a["padding"], dilation
     if ph > kh // 2 or pw > kw // 2:
         raise ShapeProblem(
-            f"padding {lit(a['padding'])} is more than half of kernel_size {lit((kh, kw))}",
-            hint=f"torch allows padding up to kernel_size // 2 = {lit((kh // 2, kw // 2))}",
+            f"padding {fmt_pair(a['padding'])} is more than half of kernel_size "
+            f"{fmt_pair((kh, kw))}",
+            hint=f"torch allows padding up to kernel_size // 2 = {fmt_pair((kh // 2, kw // 2))}",
             key="padding",
         )
     (oh, th), (ow, tw) = (
@@ -69,7 +71,8 @@ def _window(
     )
     if oh < 1 or ow < 1:
         raise ShapeProblem(
-            f"the {kh} x {kw} window does not fit the {h} x {w} input (output {oh} x {ow})",
+            f"the {kh} x {kw} window does not fit the {h} x {w} input: the output would be "
+            f"{oh} x {ow}",
             hint="use a smaller kernel_size, add padding, or remove an earlier pooling layer",
             key="kernel_size",
         )

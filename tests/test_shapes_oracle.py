@@ -1,0 +1,310 @@
+"""Torch is the oracle: lenetc's static shapes and parameter counts against a real forward pass.
+
+Each generated stack goes through lenetc (YAML text -> load -> check, no torch) and through torch
+layers built directly from the same YAML keys (nn.Conv2d(...), F.max_pool2d(...): the table TORCH
+below, one row per kind; lenetc's renderer is not used, so the oracle is independent). Then:
+- torch runs the whole stack  -> lenetc accepts it, and every layer's output shape and parameter
+  count equal torch's;
+- torch refuses layer i       -> lenetc refuses it with a SpecError (exit 2) located at layer i's
+  YAML line and naming the layer.
+Deliberate differences, where lenetc refuses what torch would run (DELIBERATE below), count as
+refusals: linear on a tensor that is not flat (torch applies it to the last axis; lenetc asks for a
+flatten), softmax / log_softmax over the batch axis, adaptive_avg_pool2d on a flat (N, F) tensor
+(torch reads it as one unbatched (C, H, W) = (N, F) image and pools across samples).
+
+Runs EXAMPLES stacks per property (LENETC_HYPOTHESIS_EXAMPLES, default 300).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+import torch.nn.functional as F
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from torch import nn
+
+from lenetc.errors import SpecError
+from lenetc.layers import REGISTRY
+from lenetc.shapes import check
+from lenetc.spec import parse_spec
+from lenetc.yamlsafe import load_yaml_text
+from tests.strategies import (
+    EXAMPLES,
+    KINDS,
+    LAYERS_LINE,
+    spec_yaml,
+    stack_spec,
+    stacks,
+    valid_specs,
+)
+
+torch.set_grad_enabled(False)
+torch.set_num_threads(1)  # tiny tensors: threads only add overhead
+pytestmark = pytest.mark.filterwarnings("ignore:Using padding=.same. with even kernel")
+PROPERTY = settings(
+    max_examples=EXAMPLES,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
+
+
+def _t(v: Any) -> Any:
+    return tuple(v) if isinstance(v, list) else v
+
+
+# One row per kind: (keys, input tensor) -> (callable on the tensor, nn.Module or None).
+Builder = Callable[[dict, torch.Tensor], tuple[Callable[[torch.Tensor], torch.Tensor], Any]]
+
+
+def _conv2d(a: dict, x: torch.Tensor):
+    m = nn.Conv2d(
+        a.get("in_channels", x.shape[1]),
+        a["out_channels"],
+        _t(a["kernel_size"]),
+        stride=_t(a.get("stride", 1)),
+        padding=_t(a.get("padding", 0)),
+        dilation=_t(a.get("dilation", 1)),
+        groups=a.get("groups", 1),
+        bias=a.get("bias", True),
+    )
+    return m, m
+
+
+def _pool(fn: Callable, *extra: str):
+    def build(a: dict, x: torch.Tensor):
+        kw = {k: _t(a[k]) for k in ("stride", "padding", "ceil_mode", *extra) if k in a}
+        return (lambda t: fn(t, _t(a["kernel_size"]), **kw)), None
+
+    return build
+
+
+def _linear(a: dict, x: torch.Tensor):
+    m = nn.Linear(a.get("in_features", x.shape[-1]), a["out_features"], bias=a.get("bias", True))
+    return m, m
+
+
+def _batch_norm2d(a: dict, x: torch.Tensor):
+    m = nn.BatchNorm2d(
+        a.get("num_features", x.shape[1] if x.dim() > 1 else 1),
+        eps=a.get("eps", 1e-5),
+        momentum=a.get("momentum", 0.1),
+        affine=a.get("affine", True),
+    ).eval()
+    return m, m
+
+
+def _fn(fn: Callable, **defaults: Any):
+    def build(a: dict, x: torch.Tensor):
+        kw = {k: a.get(k, v) for k, v in defaults.items()}
+        return (lambda t: fn(t, **kw)), None
+
+    return build
+
+
+TORCH: dict[str, Builder] = {
+    "conv2d": _conv2d,
+    "max_pool2d": _pool(F.max_pool2d, "dilation"),
+    "avg_pool2d": _pool(F.avg_pool2d, "count_include_pad"),
+    "adaptive_avg_pool2d": lambda a, x: (
+        (lambda t: F.adaptive_avg_pool2d(t, _t(a["output_size"]))),
+        None,
+    ),
+    "batch_norm2d": _batch_norm2d,
+    "flatten": lambda a, x: ((lambda t: torch.flatten(t, 1)), None),
+    "linear": _linear,
+    "dropout": _fn(lambda t, p: F.dropout(t, p=p, training=False), p=0.5),
+    "relu": _fn(F.relu),
+    "leaky_relu": _fn(F.leaky_relu, negative_slope=0.01),
+    "tanh": _fn(torch.tanh),
+    "sigmoid": _fn(torch.sigmoid),
+    "gelu": _fn(F.gelu, approximate="none"),
+    "softmax": _fn(F.softmax, dim=1),
+    "log_softmax": _fn(F.log_softmax, dim=1),
+}
+
+
+def _batch_axis(a: dict, x: torch.Tensor) -> bool:
+    dim = a.get("dim", 1)
+    return -x.dim() <= dim < x.dim() and dim % x.dim() == 0
+
+
+# Where lenetc refuses on purpose what torch would run: (keys, input) -> refused?
+DELIBERATE: dict[str, Callable[[dict, torch.Tensor], bool]] = {
+    "linear": lambda a, x: x.dim() != 2,
+    "softmax": _batch_axis,
+    "log_softmax": _batch_axis,
+    "adaptive_avg_pool2d": lambda a, x: x.dim() != 4,
+}
+
+
+@dataclass
+class TorchRun:
+    shapes: list[tuple[int, ...]]  # per layer that ran, batch omitted
+    params: list[int]
+    refused_at: int | None  # index of the first layer torch (or a deliberate rule) refused
+    why: str = ""
+
+
+def torch_run(shape: tuple[int, ...], layers: list[dict], batch: int = 2) -> TorchRun:
+    torch.manual_seed(0)
+    x = torch.randn(batch, *shape)
+    run = TorchRun([], [], None)
+    for i, a in enumerate(layers):
+        keys = {k: v for k, v in a.items() if k not in ("type", "name")}
+        rule = DELIBERATE.get(a["type"])
+        if rule is not None and rule(keys, x):
+            run.refused_at, run.why = i, "deliberate"
+            return run
+        try:
+            fn, module = TORCH[a["type"]](keys, x)
+            x = fn(x)
+        except (RuntimeError, ValueError, IndexError, TypeError) as exc:
+            run.refused_at, run.why = i, f"{type(exc).__name__}: {exc}"
+            return run
+        if x.numel() == 0:  # torch may return an empty tensor instead of raising
+            run.refused_at, run.why = i, "empty output"
+            return run
+        run.shapes.append(tuple(x.shape[1:]))
+        run.params.append(sum(p.numel() for p in module.parameters()) if module else 0)
+    return run
+
+
+def lenetc_check(shape: tuple[int, ...], layers: list[dict]):
+    text = spec_yaml(stack_spec(shape, layers))
+    data = load_yaml_text(text.encode(), "gen.yaml")
+    return check(parse_spec(data, "gen.yaml", Path(".")))
+
+
+def assert_agree(shape: tuple[int, ...], layers: list[dict]) -> TorchRun:
+    run = torch_run(shape, layers)
+    where = f"\ninput {shape}\n" + spec_yaml(stack_spec(shape, layers))
+    if run.refused_at is None:
+        try:
+            trace = lenetc_check(shape, layers)
+        except SpecError as exc:
+            raise AssertionError(f"torch runs it, lenetc refuses:\n{exc}{where}") from None
+        got = [(t.out_shape, t.out.params) for t in trace.nodes]
+        want = list(zip(run.shapes, run.params))
+        assert got == want, f"(shape, params) per layer: lenetc {got} != torch {want}{where}"
+        return run
+    with pytest.raises(SpecError) as caught:
+        lenetc_check(shape, layers)
+    i = run.refused_at
+    first = caught.value.problems[0]
+    line = LAYERS_LINE + 1 + i
+    assert first.at.line == line, (
+        f"torch refuses layer {i} (line {line}: {run.why}); lenetc says:\n{caught.value}{where}"
+    )
+    assert first.layer and first.layer.endswith(f"({layers[i]['type']})"), str(caught.value)
+    assert caught.value.exit_code == 2
+    return run
+
+
+# ---- the properties --------------------------------------------------------------------------
+
+TALLY = {"stacks": 0, "accepted": 0, "refused": 0, "deliberate": 0}
+
+
+@PROPERTY
+@given(stacks())
+def test_random_stacks_agree_with_torch(stack):
+    run = assert_agree(*stack)
+    TALLY["stacks"] += 1
+    TALLY["accepted" if run.refused_at is None else "refused"] += 1
+    TALLY["deliberate"] += run.why == "deliberate"
+
+
+@PROPERTY
+@given(valid_specs(classifier=True))
+def test_valid_specs_are_valid(spec):
+    """tests/strategies.valid_specs() keeps its promise: torch runs every one, lenetc agrees."""
+    run = assert_agree(tuple(spec["input"]["shape"]), spec["layers"])
+    assert run.refused_at is None, run.why
+
+
+@PROPERTY
+@given(st.sampled_from(sorted(KINDS)), st.data())
+def test_every_kind_alone_on_any_input(kind, data):
+    """One layer of each kind on a random input, its keys drawn to fit or blind."""
+    from tests.strategies import input_shapes
+
+    shape = data.draw(input_shapes())
+    args, _ = KINDS[kind].draw(data.draw, shape, data.draw(st.booleans()))
+    assert_agree(shape, [args])
+
+
+def test_mix_of_verdicts_is_healthy():
+    """The generator exercises both verdicts: a property seeing only valid stacks proves little."""
+    if TALLY["stacks"] < 100:
+        pytest.skip("runs after test_random_stacks_agree_with_torch in the same session")
+    assert TALLY["accepted"] > TALLY["stacks"] * 0.3, TALLY
+    assert TALLY["refused"] > TALLY["stacks"] * 0.05, TALLY
+    print(f"\nstacks checked against torch: {TALLY}")
+
+
+# ---- table-driven rows: every kind has one, and hand-picked edge cases ---------------------
+
+
+def test_every_registered_kind_has_an_oracle_row_and_a_strategy_row():
+    assert set(TORCH) == set(REGISTRY), "add a row to TORCH for each new layer kind"
+    assert set(KINDS) == set(REGISTRY), "add a row to tests/strategies.KINDS for each new kind"
+
+
+EDGES = [  # (input shape, layers): cases a random draw reaches rarely
+    ((1, 32, 32), [{"type": "conv2d", "out_channels": 6, "kernel_size": 5}]),
+    ((1, 7, 3), [{"type": "conv2d", "out_channels": 8, "kernel_size": [2, 3]}]),
+    ((3, 9, 9), [{"type": "conv2d", "out_channels": 4, "kernel_size": [2, 4], "padding": "same"}]),
+    (
+        (3, 9, 9),
+        [{"type": "conv2d", "out_channels": 4, "kernel_size": 4, "padding": "same", "dilation": 2}],
+    ),
+    (
+        (3, 9, 9),
+        [{"type": "conv2d", "out_channels": 4, "kernel_size": 3, "padding": "same", "stride": 2}],
+    ),
+    ((2, 4, 4), [{"type": "conv2d", "out_channels": 4, "kernel_size": 9, "padding": 2}]),
+    ((2, 4, 4), [{"type": "conv2d", "out_channels": 4, "kernel_size": 9, "padding": 3}]),
+    ((6, 5, 5), [{"type": "conv2d", "out_channels": 6, "kernel_size": 1, "groups": 6}]),
+    ((6, 5, 5), [{"type": "conv2d", "out_channels": 6, "kernel_size": 1, "groups": 4}]),
+    ((1, 5, 5), [{"type": "max_pool2d", "kernel_size": 2, "ceil_mode": True}]),
+    (
+        (1, 5, 5),
+        [{"type": "max_pool2d", "kernel_size": 2, "stride": 2, "padding": 1, "ceil_mode": True}],
+    ),
+    (
+        (1, 4, 4),
+        [{"type": "max_pool2d", "kernel_size": 3, "stride": 3, "padding": 1, "ceil_mode": True}],
+    ),
+    (
+        (1, 6, 6),
+        [{"type": "avg_pool2d", "kernel_size": 4, "stride": 3, "padding": 2, "ceil_mode": True}],
+    ),
+    ((1, 9, 9), [{"type": "max_pool2d", "kernel_size": 3, "padding": 1, "dilation": 2}]),
+    ((1, 9, 9), [{"type": "max_pool2d", "kernel_size": 10}]),
+    ((1, 9, 9), [{"type": "max_pool2d", "kernel_size": 10, "padding": 5}]),
+    ((1, 9, 9), [{"type": "avg_pool2d", "kernel_size": 2, "padding": 2}]),
+    ((1, 3, 3), [{"type": "adaptive_avg_pool2d", "output_size": [5, 1]}]),
+    ((5,), [{"type": "adaptive_avg_pool2d", "output_size": 1}]),
+    ((3, 4, 4), [{"type": "linear", "out_features": 2}]),
+    ((3, 4, 4), [{"type": "flatten"}, {"type": "flatten"}, {"type": "linear", "out_features": 2}]),
+    ((3, 4, 4), [{"type": "flatten"}, {"type": "linear", "out_features": 2, "in_features": 47}]),
+    ((3, 4, 4), [{"type": "softmax", "dim": -3}, {"type": "log_softmax", "dim": 3}]),
+    ((3, 4, 4), [{"type": "softmax", "dim": -4}]),
+    ((10,), [{"type": "softmax", "dim": 0}]),
+    ((10,), [{"type": "log_softmax", "dim": -1}]),
+    ((10,), [{"type": "batch_norm2d"}]),
+    ((3, 1, 1), [{"type": "batch_norm2d", "affine": False}]),
+    ((3, 2, 2), [{"type": "batch_norm2d", "num_features": 4}]),
+    ((10,), [{"type": "conv2d", "out_channels": 1, "kernel_size": 1}]),
+]
+
+
+@pytest.mark.parametrize("shape, layers", EDGES, ids=lambda v: str(v)[:60])
+def test_edge_cases_agree_with_torch(shape, layers):
+    assert_agree(shape, layers)
