@@ -84,7 +84,7 @@ def fragment(target: str, type_: str) -> Any:
 
 
 def starts_line(target: str, type_: str) -> bool:
-    """Whether a layer begins a new statement in forward (its fragment may say; else: parametric)."""
+    """Whether a layer begins a statement in forward (its fragment may say; else: parametric)."""
     declared = getattr(fragment(target, type_), "starts_line", None)
     return REGISTRY[type_].module if declared is None else bool(declared)
 

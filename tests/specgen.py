@@ -41,9 +41,21 @@ def _image_layer(draw: st.DrawFn, shape: tuple[int, ...]) -> tuple[dict, tuple[i
     c, h, w = shape
     kind = draw(
         st.sampled_from(
-            ["conv2d"] * 4 + ["max_pool2d", "avg_pool2d"] * 2 + ["batch_norm2d"] * 2
-            + ["adaptive_avg_pool2d", "relu", "leaky_relu", "gelu", "tanh", "sigmoid", "dropout",
-               "flatten", "softmax", "log_softmax"]
+            ["conv2d"] * 4
+            + ["max_pool2d", "avg_pool2d"] * 2
+            + ["batch_norm2d"] * 2
+            + [
+                "adaptive_avg_pool2d",
+                "relu",
+                "leaky_relu",
+                "gelu",
+                "tanh",
+                "sigmoid",
+                "dropout",
+                "flatten",
+                "softmax",
+                "log_softmax",
+            ]
         )
     )
     layer: dict[str, Any] = {"type": kind}
@@ -98,8 +110,19 @@ def _image_layer(draw: st.DrawFn, shape: tuple[int, ...]) -> tuple[dict, tuple[i
 
 @st.composite
 def _flat_layer(draw: st.DrawFn, shape: tuple[int, ...]) -> tuple[dict, tuple[int, ...]]:
-    kinds = ["linear", "linear", "relu", "tanh", "sigmoid", "leaky_relu", "gelu", "dropout",
-             "softmax", "log_softmax", "flatten"]
+    kinds = [
+        "linear",
+        "linear",
+        "relu",
+        "tanh",
+        "sigmoid",
+        "leaky_relu",
+        "gelu",
+        "dropout",
+        "softmax",
+        "log_softmax",
+        "flatten",
+    ]
     layer: dict[str, Any] = {"type": draw(st.sampled_from(kinds))}
     if layer["type"] == "linear":
         out = draw(st.integers(1, 32))
@@ -129,8 +152,11 @@ def _same_shape(draw: st.DrawFn, layer: dict[str, Any]) -> dict[str, Any]:
 def stacks(draw: st.DrawFn) -> dict[str, Any]:
     """A spec mapping: name, input and a valid chain of layers (train/export/verify defaulted)."""
     if draw(st.integers(0, 2)):
-        shape: tuple[int, ...] = (draw(st.integers(1, 4)), draw(st.integers(4, 20)),
-                                  draw(st.integers(4, 20)))
+        shape: tuple[int, ...] = (
+            draw(st.integers(1, 4)),
+            draw(st.integers(4, 20)),
+            draw(st.integers(4, 20)),
+        )
     else:
         shape = (draw(st.integers(1, 48)),)
     layers = []

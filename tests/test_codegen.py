@@ -1,4 +1,4 @@
-"""The generated module, imported and run, is the network the checker described: torch as the oracle.
+"""The generated module, imported and run, is the network the checker described (torch: oracle).
 
 For every spec, for one case per layer kind (CASES, the test row a new kind adds) and for random
 valid stacks: the parameter count per layer and in total, the output shape of every parametric
@@ -20,7 +20,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import torch
 from hypothesis import HealthCheck, assume, given, settings
+from specgen import spec_from_dict, stacks
 
 from lenetc.errors import SpecError
 from lenetc.layers import REGISTRY
@@ -28,31 +30,70 @@ from lenetc.render import forward_lines, render
 from lenetc.shapes import ShapeTrace, check
 from lenetc.spec import load_spec
 
-from specgen import spec_from_dict, stacks
-
-torch = pytest.importorskip("torch")
-
 ROOT = Path(__file__).resolve().parent.parent
 SPEC_FILES = sorted((ROOT / "specs").glob("*.yaml")) + sorted((ROOT / "tests/specs").glob("*.yaml"))
 
 # One row per registered layer kind: an input shape and a short stack that uses the kind with
 # options that change its generated call. test_render.py fails when a kind has no row here.
 CASES: dict[str, tuple[list[int], list[dict[str, Any]]]] = {
-    "conv2d": ([3, 12, 9], [{"type": "conv2d", "out_channels": 6, "kernel_size": [3, 2],
-                             "stride": [2, 1], "padding": 1, "dilation": [1, 2], "groups": 3,
-                             "bias": False}]),
-    "max_pool2d": ([2, 11, 11], [{"type": "max_pool2d", "kernel_size": 3, "stride": 2,
-                                  "padding": 1, "dilation": 2, "ceil_mode": True}]),
-    "avg_pool2d": ([2, 9, 7], [{"type": "avg_pool2d", "kernel_size": [3, 2], "padding": [1, 0],
-                                "ceil_mode": True, "count_include_pad": False}]),
+    "conv2d": (
+        [3, 12, 9],
+        [
+            {
+                "type": "conv2d",
+                "out_channels": 6,
+                "kernel_size": [3, 2],
+                "stride": [2, 1],
+                "padding": 1,
+                "dilation": [1, 2],
+                "groups": 3,
+                "bias": False,
+            }
+        ],
+    ),
+    "max_pool2d": (
+        [2, 11, 11],
+        [
+            {
+                "type": "max_pool2d",
+                "kernel_size": 3,
+                "stride": 2,
+                "padding": 1,
+                "dilation": 2,
+                "ceil_mode": True,
+            }
+        ],
+    ),
+    "avg_pool2d": (
+        [2, 9, 7],
+        [
+            {
+                "type": "avg_pool2d",
+                "kernel_size": [3, 2],
+                "padding": [1, 0],
+                "ceil_mode": True,
+                "count_include_pad": False,
+            }
+        ],
+    ),
     "adaptive_avg_pool2d": ([4, 9, 7], [{"type": "adaptive_avg_pool2d", "output_size": [3, 2]}]),
-    "batch_norm2d": ([3, 6, 6], [{"type": "conv2d", "out_channels": 4, "kernel_size": 3},
-                                 {"type": "batch_norm2d", "eps": 1.0e-3, "momentum": 0.2},
-                                 {"type": "batch_norm2d", "affine": False}]),
+    "batch_norm2d": (
+        [3, 6, 6],
+        [
+            {"type": "conv2d", "out_channels": 4, "kernel_size": 3},
+            {"type": "batch_norm2d", "eps": 1.0e-3, "momentum": 0.2},
+            {"type": "batch_norm2d", "affine": False},
+        ],
+    ),
     "dropout": ([10], [{"type": "dropout", "p": 0.3}, {"type": "linear", "out_features": 4}]),
     "flatten": ([2, 3, 4], [{"type": "flatten"}, {"type": "linear", "out_features": 5}]),
-    "linear": ([12], [{"type": "linear", "out_features": 7, "bias": False},
-                      {"type": "linear", "out_features": 3, "in_features": 7}]),
+    "linear": (
+        [12],
+        [
+            {"type": "linear", "out_features": 7, "bias": False},
+            {"type": "linear", "out_features": 3, "in_features": 7},
+        ],
+    ),
     "relu": ([5], [{"type": "relu"}]),
     "leaky_relu": ([5], [{"type": "leaky_relu", "negative_slope": 0.2}]),
     "tanh": ([2, 4, 4], [{"type": "tanh"}]),
@@ -67,8 +108,11 @@ _counter = itertools.count()
 
 def case_trace(kind: str) -> ShapeTrace:
     shape, layers = CASES[kind]
-    return check(spec_from_dict({"name": f"case_{kind}", "input": {"shape": shape},
-                                 "layers": layers}, f"{kind}.yaml"))
+    return check(
+        spec_from_dict(
+            {"name": f"case_{kind}", "input": {"shape": shape}, "layers": layers}, f"{kind}.yaml"
+        )
+    )
 
 
 def load_module(source: str, class_name: str, folder: Path) -> Any:
@@ -131,8 +175,9 @@ def _forward_statements(source: str) -> tuple[list[str], list[str]]:
     """The statements of forward and the comment of each (inline, or the lines just above)."""
     lines = source.splitlines()
     tree = ast.parse(source)
-    forward = next(n for n in ast.walk(tree) if isinstance(n, ast.FunctionDef)
-                   and n.name == "forward")
+    forward = next(
+        n for n in ast.walk(tree) if isinstance(n, ast.FunctionDef) and n.name == "forward"
+    )
     statements, comments = [], []
     for stmt in forward.body:
         statements.append(ast.get_source_segment(source, stmt))
@@ -160,8 +205,13 @@ def ruff_formatted(source: str) -> bool | None:
     ruff = shutil.which("ruff") or shutil.which("ruff", path=str(Path(sys.executable).parent))
     if ruff is None:
         return None
-    done = subprocess.run([ruff, "format", "--isolated", "-"], input=source, text=True,
-                          capture_output=True, check=True)
+    done = subprocess.run(
+        [ruff, "format", "--isolated", "-"],
+        input=source,
+        text=True,
+        capture_output=True,
+        check=True,
+    )
     return done.stdout == source
 
 
@@ -174,8 +224,9 @@ def test_spec_module_matches_trace_scripts_and_exports(path: Path, tmp_path: Pat
     model = assert_matches_trace(trace, render(trace), tmp_path)
     assert_scriptable(model, trace.spec.input_shape)
     batch = torch.export.Dim("batch", min=1, max=1024)
-    program = torch.export.export(model, (torch.randn(2, *trace.spec.input_shape),),
-                                  dynamic_shapes={"x": {0: batch}})
+    program = torch.export.export(
+        model, (torch.randn(2, *trace.spec.input_shape),), dynamic_shapes={"x": {0: batch}}
+    )
     for n in (1, 3, 64):
         x = torch.randn(n, *trace.spec.input_shape)
         with torch.no_grad():
@@ -211,8 +262,12 @@ RANDOM_EXAMPLES = 60
 RANDOM_SEEN: list[str] = []
 
 
-@settings(max_examples=RANDOM_EXAMPLES, deadline=None, derandomize=True,
-          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@settings(
+    max_examples=RANDOM_EXAMPLES,
+    deadline=None,
+    derandomize=True,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
 @given(stacks())
 def test_random_stack(tmp_path: Path, data: dict[str, Any]) -> None:
     try:
