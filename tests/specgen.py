@@ -19,7 +19,19 @@ from lenetc.yamlsafe import load_yaml_text
 
 # Valid identifiers that are easy to get wrong in generated source: capitals, digits, underscores,
 # and names of torch functions that must still work as attributes.
-NAMES = ["Conv", "layer_1", "x1", "fc", "relu", "self_", "Linear", "conv2d", "bn", "head"]
+NAMES = [
+    "Conv",
+    "layer_1",
+    "x1",
+    "fc",
+    "relu",
+    "self_",
+    "Linear",
+    "conv2d",
+    "bn",
+    "head",
+    "a_long_layer_name_that_makes_the_constructor_call_wrap_over_lines",
+]
 
 
 def spec_from_dict(data: dict[str, Any], file: str = "random.yaml") -> Spec:

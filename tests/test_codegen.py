@@ -279,3 +279,4 @@ def test_random_stack(tmp_path: Path, data: dict[str, Any]) -> None:
     model = assert_matches_trace(trace, source, tmp_path)
     assert_scriptable(model, trace.spec.input_shape)
     assert ruff_formatted(source) in (True, None), source
+    assert max(len(line) for line in source.splitlines()) <= 88, source
