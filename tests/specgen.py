@@ -30,7 +30,7 @@ NAMES = [
     "conv2d",
     "bn",
     "head",
-    "a_long_layer_name_that_makes_the_constructor_call_wrap_over_lines",
+    "a_long_layer_name_that_makes_the_constructor_call_wrap",
 ]
 
 
