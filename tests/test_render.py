@@ -144,6 +144,8 @@ def test_every_kind_has_a_fragment_a_case_and_a_readme_row() -> None:
             missing.append(f"{kind}: fragment has no `call` macro")
         if REGISTRY[kind].module and not callable(getattr(macros, "init", None)):
             missing.append(f"{kind}: parametric kind's fragment has no `init` macro")
+        if getattr(macros, "starts_line", False) not in (True, False):
+            missing.append(f"{kind}: `starts_line` must be set to true or false")
         if kind not in CASES:
             missing.append(f"{kind}: no row in CASES (tests/test_codegen.py)")
         if not re.search(rf"^\| `{re.escape(kind)}` \|", readme, re.M):
