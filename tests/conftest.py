@@ -12,8 +12,11 @@ GOLDEN = Path(__file__).resolve().parent / "golden"
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
-    parser.addoption("--update-golden", action="store_true",
-                     help="rewrite tests/golden/ files from the current output instead of comparing")
+    parser.addoption(
+        "--update-golden",
+        action="store_true",
+        help="rewrite tests/golden/ files from the current output instead of comparing",
+    )
 
 
 class Golden:
@@ -30,7 +33,9 @@ class Golden:
             return
         assert path.exists(), f"no golden file {path}; run pytest --update-golden to create it"
         expected = path.read_text(encoding="utf-8")
-        assert actual == expected, f"output differs from {path} (pytest --update-golden rewrites it)"
+        assert actual == expected, (
+            f"output differs from {path} (pytest --update-golden rewrites it)"
+        )
 
 
 @pytest.fixture(scope="session")

@@ -40,8 +40,14 @@ def test_version():
 def test_check_succeeds_and_shows_the_lenet_derivation():
     result = run("check", LENET)
     assert result.exit_code == 0, result.output
-    for step in ("32 - 5 + 1 = 28", "28 / 2 = 14", "14 - 5 + 1 = 10", "10 / 2 = 5",
-                 "16 x 5 x 5 = 400", "61,706"):
+    for step in (
+        "32 - 5 + 1 = 28",
+        "28 / 2 = 14",
+        "14 - 5 + 1 = 10",
+        "10 / 2 = 5",
+        "16 x 5 x 5 = 400",
+        "61,706",
+    ):
         assert step in result.output
 
 
@@ -56,13 +62,18 @@ def test_check_json_has_the_contract_keys():
 
 def test_bad_spec_exits_2_with_a_located_line(tmp_path: Path):
     bad = tmp_path / "bad.yaml"
-    bad.write_text(Path(LENET).read_text().replace("out_features: 120}",
-                                                   "out_features: 120, in_features: 576}"))
+    bad.write_text(
+        Path(LENET)
+        .read_text()
+        .replace("out_features: 120}", "out_features: 120, in_features: 576}")
+    )
     result = run("check", str(bad))
     assert result.exit_code == 2
     first = result.output.splitlines()[0]
-    assert first.startswith(f"{bad}:15: layer fc1 (linear): in_features is 576, but its input has "
-                            "400 features (16 x 5 x 5)")
+    assert first.startswith(
+        f"{bad}:15: layer fc1 (linear): in_features is 576, but its input has "
+        "400 features (16 x 5 x 5)"
+    )
     assert "hint: remove in_features to infer it, or set it to 400" in result.output
     assert "Traceback" not in result.output
 
@@ -95,9 +106,16 @@ def test_render_writes_only_the_named_file(tmp_path: Path):
 
 
 def test_check_writes_nothing(tmp_path: Path):
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(SPECS.parent),
-                                                       os.environ.get("PYTHONPATH", "")]))
-    done = subprocess.run([sys.executable, "-m", "lenetc", "check", LENET], cwd=tmp_path, env=env,
-                          capture_output=True, text=True)
+    env = dict(
+        os.environ,
+        PYTHONPATH=os.pathsep.join([str(SPECS.parent), os.environ.get("PYTHONPATH", "")]),
+    )
+    done = subprocess.run(
+        [sys.executable, "-m", "lenetc", "check", LENET],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
     assert done.returncode == 0, done.stderr
     assert list(tmp_path.iterdir()) == []

@@ -18,9 +18,20 @@ SPECS = ROOT / "specs"
 def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("wheel")
     subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q",
-         "-w", str(out), str(ROOT)],
-        check=True, capture_output=True,
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--no-deps",
+            "--no-build-isolation",
+            "-q",
+            "-w",
+            str(out),
+            str(ROOT),
+        ],
+        check=True,
+        capture_output=True,
     )
     (found,) = out.glob("lenetc-*.whl")
     return found
@@ -28,8 +39,9 @@ def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def test_wheel_contains_every_template(wheel: Path):
     names = zipfile.ZipFile(wheel).namelist()
-    in_repo = sorted(p.relative_to(ROOT / "templates").as_posix()
-                     for p in (ROOT / "templates").rglob("*.j2"))
+    in_repo = sorted(
+        p.relative_to(ROOT / "templates").as_posix() for p in (ROOT / "templates").rglob("*.j2")
+    )
     assert in_repo, "no templates in the repo?"
     for rel in in_repo:
         assert f"lenetc/templates/{rel}" in names
@@ -37,16 +49,36 @@ def test_wheel_contains_every_template(wheel: Path):
 
 def test_installed_wheel_renders_from_outside_the_repo(wheel: Path, tmp_path: Path):
     target = tmp_path / "site"
-    subprocess.run([sys.executable, "-m", "pip", "install", "--no-deps", "-q", "--target",
-                    str(target), str(wheel)], check=True, capture_output=True)
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "--no-deps",
+            "-q",
+            "--target",
+            str(target),
+            str(wheel),
+        ],
+        check=True,
+        capture_output=True,
+    )
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
     env = dict(os.environ, PYTHONPATH=str(target))
     result = subprocess.run(
-        [sys.executable, "-c",
-         "import lenetc.cli, lenetc.render as r; print(r.templates_dir()); lenetc.cli.main()",
-         "render", str(SPECS / "lenet5.yaml")],
-        cwd=elsewhere, env=env, capture_output=True, text=True,
+        [
+            sys.executable,
+            "-c",
+            "import lenetc.cli, lenetc.render as r; print(r.templates_dir()); lenetc.cli.main()",
+            "render",
+            str(SPECS / "lenet5.yaml"),
+        ],
+        cwd=elsewhere,
+        env=env,
+        capture_output=True,
+        text=True,
     )
     assert result.returncode == 0, result.stderr
     templates_line, source = result.stdout.split("\n", 1)
