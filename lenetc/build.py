@@ -33,6 +33,7 @@ class BuildResult:
     folder: Path
     test_accuracy: float
     passed: bool
+    parity: str = ""  # one line per failing runtime, when parity fails
 
 
 def with_overrides(spec: Spec, opts: BuildOptions) -> Spec:
@@ -87,13 +88,11 @@ def build(spec_path: Path, opts: BuildOptions = BuildOptions(), log=print) -> Bu
     export.export_onnx(model, spec, out)
     export.export_torchscript(model, spec, out)
     export.export_program(model, spec, out)
+    from .verify_report import format_table
+
     report = verify.verify_build(out.root)
-    for c in report.checks:
-        say(
-            f"{c.runtime:<20} batch {c.batch:>3}  max abs {c.max_abs:.2e}  "
-            f"{'PASS' if c.passed else 'FAIL'}"
-        )
-    return BuildResult(out.root, result.test_accuracy, report.passed)
+    say(format_table(report))
+    return BuildResult(out.root, result.test_accuracy, report.passed, "\n".join(report.failures()))
 
 
 def _save_npz(path: Path, **arrays: np.ndarray) -> None:
