@@ -184,7 +184,11 @@ class TorchScript(_TorchRuntime):
     def load(self) -> None:
         super().load()
         try:
-            self.module = torch.jit.load(str(self.out.torchscript), map_location=self.device)
+            with warnings.catch_warnings():  # deprecated upstream; still what libtorch loads
+                warnings.filterwarnings(
+                    "ignore", r".*torch\.jit\.load.*deprecated", DeprecationWarning
+                )
+                self.module = torch.jit.load(str(self.out.torchscript), map_location=self.device)
         except Exception as exc:
             raise RuntimeProblem(f"torch.jit.load failed: {_first_line(exc)}") from exc
         self.module.eval()
