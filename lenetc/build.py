@@ -34,6 +34,7 @@ class BuildResult:
     folder: Path
     test_accuracy: float
     passed: bool
+    parity: str = ""  # one line per failing runtime, when parity fails
 
 
 def with_overrides(spec: Spec, opts: BuildOptions) -> Spec:
@@ -86,14 +87,12 @@ def build(spec_path: Path, opts: BuildOptions = BuildOptions(), log=print) -> Bu
     model.eval()
     exported = export.export_all(model, spec, export.DataFacts.from_dataset(data), out)
     say(exported.summary())
+    from .verify_report import format_table
+
     report = verify.verify_build(out.root)
-    for c in report.checks:
-        say(
-            f"{c.runtime:<20} batch {c.batch:>3}  max abs {c.max_abs:.2e}  "
-            f"{'PASS' if c.passed else 'FAIL'}"
-        )
+    say(format_table(report))
     write_manifest(out)  # last: it hashes everything above, verify.json included
-    return BuildResult(out.root, result.test_accuracy, report.passed)
+    return BuildResult(out.root, result.test_accuracy, report.passed, "\n".join(report.failures()))
 
 
 def _save_npz(path: Path, **arrays: np.ndarray) -> None:

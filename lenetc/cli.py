@@ -108,25 +108,35 @@ def build_cmd(spec: Path, out: Path, epochs, batch_size, lr, seed, quiet: bool) 
         BuildOptions(out=out, epochs=epochs, batch_size=batch_size, lr=lr, seed=seed, quiet=quiet),
     )
     if not result.passed:
-        raise ParityFailure(f"parity check failed; see {result.folder / 'verify.json'}")
+        raise ParityFailure(
+            "parity check failed: " + (result.parity or f"see {result.folder / 'verify.json'}")
+        )
     click.echo(f"built {result.folder}: test accuracy {result.test_accuracy:.2%}, parity PASS")
 
 
 @main.command("verify")
 @click.argument("build_dir", type=click.Path(path_type=Path, file_okay=False, exists=True))
-def verify_cmd(build_dir: Path) -> None:
+@click.option("--atol", type=click.FloatRange(0, 1), help="Override verify.atol of the spec.")
+@click.option("--rtol", type=click.FloatRange(0, 1), help="Override verify.rtol of the spec.")
+@click.option(
+    "--require",
+    type=click.Choice(["cpu", "cuda"]),
+    multiple=True,
+    help="Fail, instead of listing as unavailable, a runtime on this device that cannot run here.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print verify.json's object, not the table.")
+def verify_cmd(build_dir: Path, atol, rtol, require: tuple[str, ...], as_json: bool) -> None:
     """Prove the exported artifacts compute what the torch module computes."""
+    import json
+
     from .errors import ParityFailure
     from .verify import verify_build
+    from .verify_report import format_table, to_json
 
-    report = verify_build(build_dir)
-    for c in report.checks:
-        click.echo(
-            f"{c.runtime:<20} batch {c.batch:>3}  max abs {c.max_abs:.2e}  "
-            f"{'PASS' if c.passed else 'FAIL'}"
-        )
+    report = verify_build(build_dir, atol=atol, rtol=rtol, require=tuple(require))
+    click.echo(json.dumps(to_json(report), indent=2) if as_json else format_table(report))
     if not report.passed:
-        raise ParityFailure("parity check failed")
+        raise ParityFailure("parity check failed: " + "\n".join(report.failures()))
 
 
 @main.command("predict")

@@ -1,39 +1,117 @@
 """Stage 6, verify: a build folder -> a parity report of every artifact against the torch module.
 
-The reference is the generated module with the trained weights, evaluated in float64 on the CPU.
-Each runtime (ONNX Runtime per execution provider, ...) runs the same inputs; we report the max
-absolute and relative error and PASS/FAIL against atol/rtol.
+Takes the build folder (spec.yaml, model.py, weights.pt, heldout.npz and the exported artifacts)
+and the tolerances; returns a Report and writes it to verify.json. The reference is the generated
+module with the trained weights, evaluated in float64 on the CPU. Every runtime in runtimes.plan
+(torch eager, TorchScript, torch.export, ONNX Runtime per execution provider, the ONNX reference
+evaluator) runs the same inputs: seeded random ones and real held-out samples, at each of the
+spec's batch sizes. Per runtime and output we keep the max absolute and relative error, the
+smallest atol (and rtol) that would pass, argmax agreement and accuracy on the real samples, and
+PASS/FAIL against atol/rtol; a failing runtime gets its first diverging layer (divergence.py).
+A runtime that cannot run here is "unavailable" with the reason, a failure when it is required.
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 import torch
 
 from .artifacts import BuildDir, load_module_class, write_json
+from .divergence import Divergence, locate, parameter_diffs
 from .errors import RuntimeFailure
+from .export import OUTPUT_NAME
+from .runtimes import Runtime, RuntimeProblem, plan
 from .spec import Spec, load_spec
+
+PASS, FAIL, UNAVAILABLE = "PASS", "FAIL", "unavailable"
 
 
 @dataclass
-class Check:
+class Case:
+    """One input batch: seeded random values, or real held-out samples with their labels."""
+
+    kind: str  # "random" | "heldout"
+    x: np.ndarray
+    y: np.ndarray | None = None
+
+    @property
+    def label(self) -> str:
+        return f"{self.kind} batch {len(self.x)}"
+
+
+@dataclass
+class OutputResult:
+    output: str
+    max_abs: float = 0.0
+    max_rel: float = 0.0  # over elements with |ref| >= atol: below that, atol governs
+    min_atol: float = 0.0  # the smallest atol that passes at the given rtol
+    min_rtol: float = 0.0  # the smallest rtol that passes at the given atol
+    worst: str = ""  # the case and element of max_abs
+    out_of_tolerance: int = 0
+    elements: int = 0
+    argmax_agreement: float | None = None  # on the held-out samples
+    accuracy: float | None = None
+    samples: int = 0  # held-out samples behind the two above
+    passed: bool = True
+    problem: str | None = None  # a shape mismatch or a missing output
+
+
+@dataclass
+class RuntimeResult:
     runtime: str
-    batch: int
-    max_abs: float
-    max_rel: float
-    passed: bool
+    artifact: str
+    device: str
+    status: str = PASS
+    reason: str | None = None
+    outputs: list[OutputResult] = field(default_factory=list)
+    divergence: Divergence | None = None
+    notes: list[str] = field(default_factory=list)  # e.g. weights differing within tolerance
+    seconds: float = 0.0
 
 
 @dataclass
 class Report:
-    checks: list[Check] = field(default_factory=list)
-    unavailable: dict[str, str] = field(default_factory=dict)
+    build: str
+    spec_file: str
+    atol: float
+    rtol: float
+    batch_sizes: list[int]
+    inputs: list[str]
+    reference: str
+    reference_accuracy: float | None
+    required: list[str]
+    runtimes: list[RuntimeResult] = field(default_factory=list)
+    seconds: float = 0.0
 
     @property
     def passed(self) -> bool:
-        return all(c.passed for c in self.checks)
+        return all(r.status != FAIL for r in self.runtimes)
+
+    def failures(self) -> list[str]:
+        """One line per failing runtime: which runtime, which output, by how much, and where."""
+        lines = []
+        for r in self.runtimes:
+            if r.status != FAIL:
+                continue
+            bad = [o for o in r.outputs if not o.passed]
+            if not bad:
+                lines.append(f"{r.runtime} ({r.artifact}): {r.reason}")
+                continue
+            for o in bad:
+                text = f"{r.runtime} ({r.artifact}): output {o.output} "
+                text += o.problem or (
+                    f"max |ref - out| = {o.max_abs:.2e} at {o.worst} (atol {self.atol:.0e}, "
+                    f"rtol {self.rtol:.0e}; the smallest atol that passes is {o.min_atol:.1e}); "
+                    f"{o.out_of_tolerance}/{o.elements} elements out of tolerance"
+                )
+                if r.divergence is not None:
+                    text += "; " + r.divergence.describe(self.spec_file)
+                lines.append(text)
+        return lines
 
 
 def reference_model(out: BuildDir, spec: Spec) -> torch.nn.Module:
@@ -43,30 +121,196 @@ def reference_model(out: BuildDir, spec: Spec) -> torch.nn.Module:
     return model.eval()
 
 
-def verify_build(root, atol: float | None = None, rtol: float | None = None) -> Report:
-    import onnxruntime as ort
-
-    out = BuildDir(root)
-    if not out.spec.is_file():
-        raise RuntimeFailure(f"{root} is not a lenetc build folder (no spec.yaml)")
+def verify_build(
+    root,
+    atol: float | None = None,
+    rtol: float | None = None,
+    require: tuple[str, ...] = (),
+    write: bool = True,
+) -> Report:
+    started = time.perf_counter()
+    out = BuildDir(Path(root))
+    for path in (out.spec, out.model_py, out.weights):
+        if not path.is_file():
+            raise RuntimeFailure(f"{root} is not a complete lenetc build folder (no {path.name})")
     spec = load_spec(out.spec)
     atol = spec.verify.atol if atol is None else atol
     rtol = spec.verify.rtol if rtol is None else rtol
-    model = reference_model(out, spec)
-    ref64 = model.double()
-    report = Report()
-    session = ort.InferenceSession(str(out.onnx), providers=["CPUExecutionProvider"])
-    rng = np.random.default_rng(spec.train.seed)
-    for batch in spec.verify.batch_sizes:
-        x = rng.standard_normal((batch,) + spec.input_shape).astype(np.float32)
-        with torch.no_grad():
-            ref = ref64(torch.from_numpy(x).double()).numpy()
-        got = session.run(None, {session.get_inputs()[0].name: x})[0]
-        diff = np.abs(got.astype(np.float64) - ref)
-        rel = diff / np.maximum(np.abs(ref), 1e-12)
-        ok = bool(np.all(diff <= atol + rtol * np.abs(ref)))
-        report.checks.append(
-            Check("onnxruntime:cpu", batch, float(diff.max()), float(rel.max()), ok)
-        )
-    write_json(out.verify_json, asdict(report) | {"passed": report.passed})
+    model64 = reference_model(out, spec).double()
+    weights = {k: v.numpy() for k, v in torch.load(out.weights, weights_only=True).items()}
+    cases = make_cases(out, spec)
+    with torch.no_grad():
+        refs = [_outputs(model64(torch.from_numpy(c.x).double())) for c in cases]
+    providers = tuple(dict.fromkeys(spec.verify.providers + tuple(require)))
+    report = Report(
+        build=str(out.root),
+        spec_file=str(out.spec),
+        atol=atol,
+        rtol=rtol,
+        batch_sizes=list(spec.verify.batch_sizes),
+        inputs=[c.label for c in cases],
+        reference="torch float64 on the CPU (model.py + weights.pt)",
+        reference_accuracy=_accuracy(cases, refs),
+        required=list(require),
+    )
+    for runtime in plan(out, spec, providers):
+        t0 = time.perf_counter()
+        result = check_runtime(runtime, cases, refs, atol, rtol, require)
+        if result.status == FAIL and result.outputs:
+            worst = _worst_case(runtime, cases, refs, atol, rtol)
+            result.divergence = locate(runtime, spec, model64, weights, worst.x, atol, rtol)
+        elif result.status == PASS:  # within tolerance, yet not the trained weights: say so
+            result.notes = [text for _, text in parameter_diffs(runtime, weights)]
+        result.seconds = round(time.perf_counter() - t0, 3)
+        report.runtimes.append(result)
+    report.seconds = round(time.perf_counter() - started, 3)
+    if write:
+        from .verify_report import to_json
+
+        write_json(out.verify_json, to_json(report))
     return report
+
+
+def make_cases(out: BuildDir, spec: Spec) -> list[Case]:
+    """Random and held-out inputs at every batch size; held-out samples do not repeat until used."""
+    rng = np.random.default_rng(spec.train.seed)
+    held = np.load(out.heldout) if out.heldout.is_file() else None
+    cases, start = [], 0
+    for batch in spec.verify.batch_sizes:
+        cases.append(Case("random", rng.standard_normal((batch,) + spec.input_shape, np.float32)))
+        if held is not None and len(held["x"]):
+            idx = np.arange(start, start + batch) % len(held["x"])
+            start += batch
+            cases.append(Case("heldout", held["x"][idx].astype(np.float32), held["y"][idx]))
+    return cases
+
+
+def check_runtime(
+    runtime: Runtime, cases: list[Case], refs: list, atol: float, rtol: float, require
+) -> RuntimeResult:
+    result = RuntimeResult(runtime.name, runtime.artifact, runtime.device)
+    why = runtime.unavailable()
+    if why is not None:
+        result.reason = why
+        result.status = FAIL if runtime.device in require else UNAVAILABLE
+        if result.status == FAIL:
+            result.reason = f"required (--require {runtime.device}) but unavailable: {why}"
+        return result
+    try:
+        runtime.load()
+    except RuntimeProblem as exc:
+        result.status, result.reason = FAIL, str(exc)
+        return result
+    stats: dict[int, _Stats] = {}
+    for case, ref in zip(cases, refs):
+        try:
+            got = run_batched(runtime, case.x)
+        except Exception as exc:
+            result.status = FAIL
+            result.reason = f"failed on {case.label}: {type(exc).__name__}: {_line(exc)}"
+            return result
+        names = _output_names(runtime, len(ref))
+        for i, want in enumerate(ref):
+            acc = stats.setdefault(i, _Stats(OutputResult(names[i])))
+            acc.add(case, want, got[i] if i < len(got) else None, atol, rtol)
+    result.outputs = [stats[i].result for i in sorted(stats)]
+    if not all(o.passed for o in result.outputs):
+        result.status = FAIL
+    return result
+
+
+def run_batched(runtime: Runtime, x: np.ndarray) -> list[np.ndarray]:
+    """Run x whole, or in padded chunks of the runtime's static batch when it has one."""
+    b = runtime.static_batch
+    if not b or b == len(x):
+        return [np.asarray(y) for y in runtime.run(x)]
+    chunks = []
+    for i in range(0, len(x), b):
+        part = x[i : i + b]
+        pad = np.zeros((b - len(part),) + x.shape[1:], x.dtype)
+        ys = runtime.run(np.concatenate([part, pad]))
+        chunks.append([np.asarray(y)[: len(part)] for y in ys])
+    return [np.concatenate(ys) for ys in zip(*chunks)]
+
+
+class _Stats:
+    """Accumulates one output's numbers over every case."""
+
+    def __init__(self, result: OutputResult) -> None:
+        self.result = result
+        self.agree = self.correct = 0
+
+    def add(self, case: Case, ref: np.ndarray, got, atol: float, rtol: float) -> None:
+        r = self.result
+        if got is None or got.shape != ref.shape:
+            found = "nothing" if got is None else f"shape {tuple(got.shape)}"
+            r.passed = False
+            r.problem = r.problem or f"on {case.label}: expected shape {ref.shape}, found {found}"
+            return
+        diff = np.abs(got.astype(np.float64) - ref)
+        mag = np.abs(ref)
+        diff = np.where(np.isnan(diff), np.inf, diff)  # a NaN is as wrong as it gets
+        bad = diff > atol + rtol * mag
+        r.elements += diff.size
+        r.out_of_tolerance += int(bad.sum())
+        r.passed = r.passed and not bad.any()
+        if diff.size and diff.max() >= r.max_abs:
+            where = np.unravel_index(int(diff.argmax()), diff.shape)
+            r.max_abs = float(diff.max())
+            r.worst = f"{case.label}, element {[int(i) for i in where]}"
+        big = mag >= max(atol, 1e-30)
+        if big.any():
+            r.max_rel = max(r.max_rel, float((diff[big] / mag[big]).max()))
+        r.min_atol = max(r.min_atol, float((diff - rtol * mag).max(initial=0.0)))
+        over = diff > atol
+        if over.any():
+            scale = mag[over]
+            need = np.where(scale > 0, (diff[over] - atol) / np.maximum(scale, 1e-300), np.inf)
+            r.min_rtol = max(r.min_rtol, float(need.max()))
+        if case.y is not None and ref.ndim == 2:
+            picked = got.argmax(axis=1)
+            self.agree += int((picked == ref.argmax(axis=1)).sum())
+            self.correct += int((picked == case.y).sum())
+            r.samples += len(case.y)
+            r.argmax_agreement = self.agree / r.samples
+            r.accuracy = self.correct / r.samples
+
+
+def _worst_case(runtime: Runtime, cases, refs, atol: float, rtol: float) -> Case:
+    """The case whose first output exceeds its tolerance by the most: the one to localize on."""
+    best, best_excess = cases[0], -np.inf
+    for case, ref in zip(cases, refs):
+        try:
+            got = run_batched(runtime, case.x)[0].astype(np.float64)
+        except Exception:
+            continue
+        if got.shape != ref[0].shape:
+            return case
+        excess = np.nan_to_num(np.abs(got - ref[0]) - (atol + rtol * np.abs(ref[0])), nan=np.inf)
+        if excess.max() > best_excess:
+            best, best_excess = case, float(excess.max())
+    return best
+
+
+def _outputs(y) -> list[np.ndarray]:
+    return [t.numpy() for t in (y if isinstance(y, (tuple, list)) else [y])]
+
+
+def _output_names(runtime: Runtime, n: int) -> list[str]:
+    model = getattr(runtime, "model", None)
+    if model is not None and len(model.graph.output) == n:
+        return [o.name for o in model.graph.output]
+    return [OUTPUT_NAME] if n == 1 else [f"output{i}" for i in range(n)]
+
+
+def _accuracy(cases: list[Case], refs: list) -> float | None:
+    real = [(c, r[0]) for c, r in zip(cases, refs) if c.y is not None and r[0].ndim == 2]
+    if not real:
+        return None
+    right = sum(int((r.argmax(axis=1) == c.y).sum()) for c, r in real)
+    return right / sum(len(c.y) for c, _ in real)
+
+
+def _line(exc: BaseException) -> str:
+    lines = str(exc).strip().splitlines()
+    return lines[0] if lines else ""
