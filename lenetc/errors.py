@@ -1,6 +1,7 @@
 """Errors that are part of lenetc's interface, and the exit code each one maps to.
 
-A SpecError carries every Problem found in a spec (file, YAML line, layer, message, hint) and exits 2.
+A SpecError carries every Problem found in a spec (file, YAML line, layer, message, hint);
+it exits 2.
 A RuntimeFailure (missing dataset, unwritable folder, export failure) exits 1 with a one-line cause.
 A ParityFailure exits 3. Only cli.py turns these into exit codes.
 """

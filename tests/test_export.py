@@ -34,7 +34,7 @@ from lenetc.spec import load_spec
 
 ROOT = Path(__file__).resolve().parent.parent
 SITE = Path(np.__file__).resolve().parent.parent  # the venv's site-packages
-DOC = ROOT / "docs" / "readme-export.md"
+DOC = ROOT / "README.md"
 
 
 def _mini_site(tmp: Path, *packages: str) -> Path:

@@ -317,5 +317,5 @@ def test_build_writes_the_rendered_source(lenet_build) -> None:
 
 
 def test_readme_section_shows_the_current_lenet5_source() -> None:
-    section = (ROOT / "docs" / "readme-codegen.md").read_text(encoding="utf-8")
+    section = (ROOT / "README.md").read_text(encoding="utf-8")
     assert "```python\n" + render_file(ROOT / "specs" / "lenet5.yaml") + "```" in section

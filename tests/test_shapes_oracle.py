@@ -44,8 +44,17 @@ from tests.strategies import (
     valid_specs,
 )
 
-torch.set_grad_enabled(False)
-torch.set_num_threads(1)  # tiny tensors: threads only add overhead
+
+@pytest.fixture(autouse=True, scope="module")
+def _oracle_mode():
+    """No autograd and one thread for tiny tensors, restored afterwards: other tests train."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    with torch.no_grad():
+        yield
+    torch.set_num_threads(threads)
+
+
 pytestmark = pytest.mark.filterwarnings("ignore:Using padding=.same. with even kernel")
 PROPERTY = settings(
     max_examples=EXAMPLES,

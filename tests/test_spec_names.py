@@ -58,12 +58,3 @@ def test_every_spec_in_specs_loads():
     for path in sorted((ROOT / "specs").glob("*.yaml")):
         spec = load_spec(path)
         assert spec.nodes, path
-
-
-def test_readme_section_has_one_row_per_kind():
-    from lenetc.layers import REGISTRY
-
-    text = (ROOT / "docs" / "readme-spec.md").read_text(encoding="utf-8")
-    rows = {line.split("|")[1].strip().strip("`") for line in text.splitlines()
-            if line.startswith("| `")}  # fmt: skip
-    assert set(REGISTRY) <= rows, f"docs/readme-spec.md lacks rows for {set(REGISTRY) - rows}"

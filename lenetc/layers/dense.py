@@ -89,6 +89,7 @@ def _dropout(a: Mapping[str, Any], inp: LayerInput) -> Inferred:
         out_shape=inp.shape,
         formula=f"p = {a['p']:g} while training; identity in eval",
         args={"p": lit(a["p"])},
+        factors=inp.factors,  # a dropout between flatten and linear keeps `16 * 5 * 5`
     )
 
 
