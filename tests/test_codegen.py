@@ -1,9 +1,9 @@
 """The generated module, imported and run, is the network the checker described (torch: oracle).
 
-For every spec, for one case per layer kind (CASES, the test row a new kind adds) and for random
-valid stacks: the parameter count per layer and in total, the output shape of every parametric
-layer (forward hooks) and of every forward statement (run one by one), and the shape each comment
-claims, all equal what `lenetc check` reported. The module is also scriptable (torch.jit.script)
+For every spec, for one example per layer kind (the `example` column of tests/kinds.py, where a
+new kind adds its one test row) and for random valid stacks: the parameter count per layer and in
+total, the output shape of every parametric layer (forward hooks) and of every forward statement
+(run one by one), and the shape each comment claims, all equal what `lenetc check` reported. The module is also scriptable (torch.jit.script)
 and exportable with a dynamic batch axis (torch.export), with the same outputs as eager.
 """
 
@@ -22,6 +22,7 @@ from typing import Any
 import pytest
 import torch
 from hypothesis import HealthCheck, assume, given, settings
+from kinds import KINDS
 from specgen import spec_from_dict, stacks
 
 from lenetc.errors import SpecError
@@ -33,81 +34,12 @@ from lenetc.spec import load_spec
 ROOT = Path(__file__).resolve().parent.parent
 SPEC_FILES = sorted((ROOT / "specs").glob("*.yaml")) + sorted((ROOT / "tests/specs").glob("*.yaml"))
 
-# One row per registered layer kind: an input shape and a short stack that uses the kind with
-# options that change its generated call. test_render.py fails when a kind has no row here.
-CASES: dict[str, tuple[list[int], list[dict[str, Any]]]] = {
-    "conv2d": (
-        [3, 12, 9],
-        [
-            {
-                "type": "conv2d",
-                "out_channels": 6,
-                "kernel_size": [3, 2],
-                "stride": [2, 1],
-                "padding": 1,
-                "dilation": [1, 2],
-                "groups": 3,
-                "bias": False,
-            }
-        ],
-    ),
-    "max_pool2d": (
-        [2, 11, 11],
-        [
-            {
-                "type": "max_pool2d",
-                "kernel_size": 3,
-                "stride": 2,
-                "padding": 1,
-                "dilation": 2,
-                "ceil_mode": True,
-            }
-        ],
-    ),
-    "avg_pool2d": (
-        [2, 9, 7],
-        [
-            {
-                "type": "avg_pool2d",
-                "kernel_size": [3, 2],
-                "padding": [1, 0],
-                "ceil_mode": True,
-                "count_include_pad": False,
-            }
-        ],
-    ),
-    "adaptive_avg_pool2d": ([4, 9, 7], [{"type": "adaptive_avg_pool2d", "output_size": [3, 2]}]),
-    "batch_norm2d": (
-        [3, 6, 6],
-        [
-            {"type": "conv2d", "out_channels": 4, "kernel_size": 3},
-            {"type": "batch_norm2d", "eps": 1.0e-3, "momentum": 0.2},
-            {"type": "batch_norm2d", "affine": False},
-        ],
-    ),
-    "dropout": ([10], [{"type": "dropout", "p": 0.3}, {"type": "linear", "out_features": 4}]),
-    "flatten": ([2, 3, 4], [{"type": "flatten"}, {"type": "linear", "out_features": 5}]),
-    "linear": (
-        [12],
-        [
-            {"type": "linear", "out_features": 7, "bias": False},
-            {"type": "linear", "out_features": 3, "in_features": 7},
-        ],
-    ),
-    "relu": ([5], [{"type": "relu"}]),
-    "leaky_relu": ([5], [{"type": "leaky_relu", "negative_slope": 0.2}]),
-    "tanh": ([2, 4, 4], [{"type": "tanh"}]),
-    "sigmoid": ([2, 4, 4], [{"type": "sigmoid"}]),
-    "gelu": ([6], [{"type": "gelu", "approximate": "tanh"}, {"type": "gelu"}]),
-    "softmax": ([3, 4, 4], [{"type": "softmax", "dim": 1}]),
-    "log_softmax": ([3, 4, 5], [{"type": "log_softmax", "dim": -1}]),
-}
 
 _counter = itertools.count()
 
 
 def case_trace(kind: str) -> ShapeTrace:
-    shape, layers = CASES[kind]
+    shape, layers = KINDS[kind].example
     return check(
         spec_from_dict(
             {"name": f"case_{kind}", "input": {"shape": shape}, "layers": layers}, f"{kind}.yaml"
@@ -236,7 +168,7 @@ def test_spec_module_matches_trace_scripts_and_exports(path: Path, tmp_path: Pat
 # ---- one case per layer kind -------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("kind", sorted(CASES))
+@pytest.mark.parametrize("kind", sorted(KINDS))
 def test_kind_case(kind: str, tmp_path: Path) -> None:
     trace = case_trace(kind)
     assert kind in {t.node.type for t in trace.nodes}

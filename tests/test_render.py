@@ -15,7 +15,8 @@ from pathlib import Path
 import jinja2
 import pytest
 from click.testing import CliRunner
-from test_codegen import CASES, SPEC_FILES, ruff_formatted
+from kinds import KINDS
+from test_codegen import SPEC_FILES, ruff_formatted
 
 from lenetc.cli import main
 from lenetc.layers import REGISTRY
@@ -146,8 +147,8 @@ def test_every_kind_has_a_fragment_a_case_and_a_readme_row() -> None:
             missing.append(f"{kind}: parametric kind's fragment has no `init` macro")
         if getattr(macros, "starts_line", False) not in (True, False):
             missing.append(f"{kind}: `starts_line` must be set to true or false")
-        if kind not in CASES:
-            missing.append(f"{kind}: no row in CASES (tests/test_codegen.py)")
+        if kind not in KINDS:
+            missing.append(f"{kind}: no row in KINDS (tests/kinds.py)")
         if not re.search(rf"^\| `{re.escape(kind)}` \|", readme, re.M):
             missing.append(f"{kind}: no row '| `{kind}` |' in README.md's layer table")
     assert not missing, "\n".join(missing)

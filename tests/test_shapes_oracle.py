@@ -1,8 +1,9 @@
 """Torch is the oracle: lenetc's static shapes and parameter counts against a real forward pass.
 
 Each generated stack goes through lenetc (YAML text -> load -> check, no torch) and through torch
-layers built directly from the same YAML keys (nn.Conv2d(...), F.max_pool2d(...): the table TORCH
-below, one row per kind; lenetc's renderer is not used, so the oracle is independent). Then:
+layers built directly from the same YAML keys (nn.Conv2d(...), F.max_pool2d(...): the `torch`
+column of tests/kinds.py, one row per kind; lenetc's renderer is not used, so the oracle is
+independent). Then:
 - torch runs the whole stack  -> lenetc accepts it, and every layer's output shape and parameter
   count equal torch's;
 - torch refuses layer i       -> lenetc refuses it with a SpecError (exit 2) located at layer i's
@@ -20,14 +21,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import pytest
 import torch
-import torch.nn.functional as F
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from torch import nn
 
 from lenetc.errors import SpecError
 from lenetc.layers import REGISTRY
@@ -63,81 +61,6 @@ PROPERTY = settings(
 )
 
 
-def _t(v: Any) -> Any:
-    return tuple(v) if isinstance(v, list) else v
-
-
-# One row per kind: (keys, input tensor) -> (callable on the tensor, nn.Module or None).
-Builder = Callable[[dict, torch.Tensor], tuple[Callable[[torch.Tensor], torch.Tensor], Any]]
-
-
-def _conv2d(a: dict, x: torch.Tensor):
-    m = nn.Conv2d(
-        a.get("in_channels", x.shape[1]),
-        a["out_channels"],
-        _t(a["kernel_size"]),
-        stride=_t(a.get("stride", 1)),
-        padding=_t(a.get("padding", 0)),
-        dilation=_t(a.get("dilation", 1)),
-        groups=a.get("groups", 1),
-        bias=a.get("bias", True),
-    )
-    return m, m
-
-
-def _pool(fn: Callable, *extra: str):
-    def build(a: dict, x: torch.Tensor):
-        kw = {k: _t(a[k]) for k in ("stride", "padding", "ceil_mode", *extra) if k in a}
-        return (lambda t: fn(t, _t(a["kernel_size"]), **kw)), None
-
-    return build
-
-
-def _linear(a: dict, x: torch.Tensor):
-    m = nn.Linear(a.get("in_features", x.shape[-1]), a["out_features"], bias=a.get("bias", True))
-    return m, m
-
-
-def _batch_norm2d(a: dict, x: torch.Tensor):
-    m = nn.BatchNorm2d(
-        a.get("num_features", x.shape[1] if x.dim() > 1 else 1),
-        eps=a.get("eps", 1e-5),
-        momentum=a.get("momentum", 0.1),
-        affine=a.get("affine", True),
-    ).eval()
-    return m, m
-
-
-def _fn(fn: Callable, **defaults: Any):
-    def build(a: dict, x: torch.Tensor):
-        kw = {k: a.get(k, v) for k, v in defaults.items()}
-        return (lambda t: fn(t, **kw)), None
-
-    return build
-
-
-TORCH: dict[str, Builder] = {
-    "conv2d": _conv2d,
-    "max_pool2d": _pool(F.max_pool2d, "dilation"),
-    "avg_pool2d": _pool(F.avg_pool2d, "count_include_pad"),
-    "adaptive_avg_pool2d": lambda a, x: (
-        (lambda t: F.adaptive_avg_pool2d(t, _t(a["output_size"]))),
-        None,
-    ),
-    "batch_norm2d": _batch_norm2d,
-    "flatten": lambda a, x: ((lambda t: torch.flatten(t, 1)), None),
-    "linear": _linear,
-    "dropout": _fn(lambda t, p: F.dropout(t, p=p, training=False), p=0.5),
-    "relu": _fn(F.relu),
-    "leaky_relu": _fn(F.leaky_relu, negative_slope=0.01),
-    "tanh": _fn(torch.tanh),
-    "sigmoid": _fn(torch.sigmoid),
-    "gelu": _fn(F.gelu, approximate="none"),
-    "softmax": _fn(F.softmax, dim=1),
-    "log_softmax": _fn(F.log_softmax, dim=1),
-}
-
-
 def _batch_axis(a: dict, x: torch.Tensor) -> bool:
     dim = a.get("dim", 1)
     return -x.dim() <= dim < x.dim() and dim % x.dim() == 0
@@ -171,7 +94,7 @@ def torch_run(shape: tuple[int, ...], layers: list[dict], batch: int = 2) -> Tor
             run.refused_at, run.why = i, "deliberate"
             return run
         try:
-            fn, module = TORCH[a["type"]](keys, x)
+            fn, module = KINDS[a["type"]].torch(keys, x)
             x = fn(x)
         except (RuntimeError, ValueError, IndexError, TypeError) as exc:
             run.refused_at, run.why = i, f"{type(exc).__name__}: {exc}"
@@ -261,8 +184,7 @@ def test_mix_of_verdicts_is_healthy():
 
 
 def test_every_registered_kind_has_an_oracle_row_and_a_strategy_row():
-    assert set(TORCH) == set(REGISTRY), "add a row to TORCH for each new layer kind"
-    assert set(KINDS) == set(REGISTRY), "add a row to tests/strategies.KINDS for each new kind"
+    assert set(KINDS) == set(REGISTRY), "add a row to tests/kinds.py KINDS for each new kind"
 
 
 EDGES = [  # (input shape, layers): cases a random draw reaches rarely
