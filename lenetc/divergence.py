@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
+from .layers import REGISTRY
 from .runtimes import Observed, Runtime
 from .spec import Node, Spec
 
@@ -113,7 +114,7 @@ def locate(
     else:
         method = "layer by layer"
         checks = run_layers(runtime, spec, ref, x, atol, rtol)
-    params = parameter_diffs(runtime, weights)
+    params = parameter_diffs(runtime, weights, spec)
     first = next((c for c in checks if c.ok is False), None)
     if first is not None:
         detail = (
@@ -201,8 +202,14 @@ def run_layers(
     return checks
 
 
-def parameter_diffs(runtime: Runtime, weights: dict[str, np.ndarray]) -> list[tuple[str, str]]:
-    """(layer name, what) for every parameter of the artifact that differs from weights.pt."""
+def parameter_diffs(
+    runtime: Runtime, weights: dict[str, np.ndarray], spec: Spec
+) -> list[tuple[str, str]]:
+    """(layer name, what) for every parameter of the artifact that differs from weights.pt.
+
+    Layers that an exporter may legitimately rewrite (a conv whose batch norm was folded into it)
+    are left to the activations."""
+    folded = {node.inputs[0] for node in spec.nodes if REGISTRY[node.type].folds_into_input}
     try:
         held = runtime.parameters()
     except Exception:
@@ -212,6 +219,8 @@ def parameter_diffs(runtime: Runtime, weights: dict[str, np.ndarray]) -> list[tu
     found = []
     for key, want in weights.items():
         got = held.get(key)
+        if key.split(".")[0] in folded:
+            continue
         if got is None or got.shape != want.shape:
             continue  # renamed or re-laid-out by the exporter: the activations speak for it
         diff = np.abs(got.astype(np.float64) - want.astype(np.float64))

@@ -160,7 +160,7 @@ def verify_build(
             worst = _worst_case(runtime, cases, refs, atol, rtol)
             result.divergence = locate(runtime, spec, model64, weights, worst.x, atol, rtol)
         elif result.status == PASS:  # within tolerance, yet not the trained weights: say so
-            result.notes = [text for _, text in parameter_diffs(runtime, weights)]
+            result.notes = [text for _, text in parameter_diffs(runtime, weights, spec)]
         result.seconds = round(time.perf_counter() - t0, 3)
         report.runtimes.append(result)
     report.seconds = round(time.perf_counter() - started, 3)

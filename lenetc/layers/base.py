@@ -68,6 +68,9 @@ class LayerKind:
     module: bool  # True: an nn.Module attribute (has parameters or buffers); False: functional
     torch: str  # what it renders to, for docs: "nn.Conv2d", "F.max_pool2d"
     summary: str
+    # An exporter may fold this layer into the one before it (ONNX folds batch norm into the
+    # preceding conv), so that layer's parameters in the artifact legitimately differ from weights.pt.
+    folds_into_input: bool = False
 
     @property
     def keys(self) -> tuple[str, ...]:

@@ -135,6 +135,7 @@ register(
         module=True,
         torch="nn.BatchNorm2d",
         summary="batch normalization over channels",
+        folds_into_input=True,
     )
 )
 
