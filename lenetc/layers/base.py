@@ -69,7 +69,7 @@ class LayerKind:
     torch: str  # what it renders to, for docs: "nn.Conv2d", "F.max_pool2d"
     summary: str
     # An exporter may fold this layer into the one before it (ONNX folds batch norm into the
-    # preceding conv), so that layer's parameters in the artifact legitimately differ from weights.pt.
+    # preceding conv): that layer's parameters in an artifact may differ from weights.pt.
     folds_into_input: bool = False
 
     @property
