@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .fields import Reporter, Section, boolean, choice, int_list, integer, number, text
-from .yamlsafe import YList
+from .yamlsafe import YList, YMap
 
 DATASETS = ("digits", "idx", "npz", "synthetic")
 LOSSES = ("cross_entropy", "nll", "mse")
@@ -180,7 +180,8 @@ def _read_optimizer(data: Any, report: Reporter, line: int) -> OptimizerConfig:
 
 def _read_schedule(data: Any, report: Reporter, line: int) -> ScheduleConfig:
     if isinstance(data, str):  # `schedule: cosine` is shorthand for {type: cosine}
-        data = {"type": data}
+        data = YMap(type=data)
+        data.line, data.key_lines = line, {"type": line}
     s = Section(data, _fields(ScheduleConfig), report, where="train.schedule", line=line)
     d = ScheduleConfig()
     return ScheduleConfig(
