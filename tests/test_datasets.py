@@ -39,6 +39,12 @@ def mnist_like(tmp_path: Path, n: int, classes: int = 10, gz: bool = False, stem
     return images, labels
 
 
+def idx_train(**kw) -> DatasetConfig:
+    """The idx dataset over mnist_like's training files, padded 28 -> 32."""
+    names = dict(train_images="train-images-idx3-ubyte", train_labels="train-labels-idx1-ubyte")
+    return DatasetConfig(name="idx", fit="pad", **{**names, **kw})
+
+
 # --- digits and synthetic ---------------------------------------------------------------------
 
 
@@ -110,14 +116,7 @@ def test_idx_reader_follows_the_published_header(tmp_path):
 
 def test_idx_without_test_files_holds_out_test_split(tmp_path):
     mnist_like(tmp_path, 50)
-    cfg = DatasetConfig(
-        name="idx",
-        fit="pad",
-        train_images="train-images-idx3-ubyte",
-        train_labels="train-labels-idx1-ubyte",
-        test_split=0.2,
-    )
-    d = load(cfg, base=tmp_path)
+    d = load(idx_train(test_split=0.2), base=tmp_path)
     assert len(d.x_test) == 10 and len(d.x_train) + len(d.x_val) == 40
 
 
@@ -136,11 +135,8 @@ def test_idx_malformed_files_are_one_line_errors(tmp_path, corrupt, message):
     mnist_like(tmp_path, 8)
     path = tmp_path / "train-images-idx3-ubyte"
     corrupt(path)
-    cfg = DatasetConfig(
-        name="idx", train_images=path.name, train_labels="train-labels-idx1-ubyte", fit="pad"
-    )
     with pytest.raises(RuntimeFailure) as exc:
-        load(cfg, base=tmp_path)
+        load(idx_train(train_images=path.name), base=tmp_path)
     text = str(exc.value)
     assert message in text and str(path) in text and "\n" not in text
 
@@ -148,24 +144,14 @@ def test_idx_malformed_files_are_one_line_errors(tmp_path, corrupt, message):
 def test_idx_label_count_must_match_images(tmp_path):
     mnist_like(tmp_path, 8)
     write_idx(tmp_path / "labels", np.zeros(7, dtype=np.uint8))
-    cfg = DatasetConfig(
-        name="idx", train_images="train-images-idx3-ubyte", train_labels="labels", fit="pad"
-    )
     with pytest.raises(RuntimeFailure, match=r"labels must be 8 labels, one per sample.*\(7,\)"):
-        load(cfg, base=tmp_path)
+        load(idx_train(train_labels="labels"), base=tmp_path)
 
 
 def test_labels_beyond_the_models_outputs_are_a_spec_error(tmp_path):
     mnist_like(tmp_path, 24, classes=12)
-    cfg = DatasetConfig(
-        name="idx",
-        train_images="train-images-idx3-ubyte",
-        train_labels="train-labels-idx1-ubyte",
-        fit="pad",
-        line=7,
-    )
     with pytest.raises(SpecError) as exc:
-        load(cfg, base=tmp_path)
+        load(idx_train(line=7), base=tmp_path)
     assert str(exc.value) == (
         "spec.yaml:7: dataset idx has 12 classes, but the model outputs 10\n"
         "  hint: make the last layer out_features: 12"

@@ -287,3 +287,23 @@ def test_cli_ctrl_c_and_kill_then_resume_end_with_the_uninterrupted_weights(tmp_
         assert len(metrics) == 60
     summary = json.loads((tmp_path / "ref" / "tiny" / "train.json").read_text())
     assert summary["epochs"] == 60 and summary["test_accuracy"] > 0.9
+
+
+# --- the train: section -----------------------------------------------------------------------
+
+
+def test_schedule_shorthand_and_early_stopping_needs_validation(tmp_path):
+    from lenetc.errors import SpecError
+    from lenetc.spec import load_spec
+
+    head = "name: t\ninput: {shape: [4]}\nlayers:\n  - {type: linear, out_features: 2}\ntrain:\n"
+    (tmp_path / "ok.yaml").write_text(head + "  schedule: cosine\n")
+    assert load_spec(tmp_path / "ok.yaml").train.schedule.type == "cosine"
+    bad = "  validation_split: 0\n  early_stopping: {patience: 2}\n"
+    (tmp_path / "bad.yaml").write_text(head + bad)
+    with pytest.raises(SpecError) as exc:
+        load_spec(tmp_path / "bad.yaml")
+    assert str(exc.value).startswith(
+        f"{tmp_path / 'bad.yaml'}:7: early_stopping watches the validation loss, but "
+        "validation_split is 0"
+    )
