@@ -6,13 +6,27 @@ BuildResult. Each stage is a call into its own module; nothing here computes any
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import hashlib
+import signal
+import sys
+import threading
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from .artifacts import BuildDir, load_module_class, write_bytes, write_text, write_with
+from .artifacts import (
+    BuildDir,
+    load_module_class,
+    write_bytes,
+    write_json,
+    write_text,
+    write_with,
+)
+from .errors import Location, Problem, SpecError
 from .manifest import write_manifest
 from .render import render
 from .shapes import check
@@ -27,6 +41,9 @@ class BuildOptions:
     lr: float | None = None
     seed: int | None = None
     quiet: bool = False
+    resume: bool = False  # continue from build/<name>/checkpoint.pt
+    progress: bool = False  # a progress bar per epoch on stderr (the CLI: when it is a terminal)
+    stop: Callable[[], bool] | None = None  # polled after each batch, as Ctrl-C is; for tests
 
 
 @dataclass(frozen=True)
@@ -67,7 +84,7 @@ def build(spec_path: Path, opts: BuildOptions = BuildOptions(), log=print) -> Bu
     from . import export, train, verify
     from .datasets import load_dataset
 
-    torch.manual_seed(spec.train.seed)
+    torch.manual_seed(spec.train.seed)  # the initial weights; fit() seeds its own draws
     model = load_module_class(out.model_py, spec.class_name)()
     data = load_dataset(
         spec.train.dataset,
@@ -76,14 +93,31 @@ def build(spec_path: Path, opts: BuildOptions = BuildOptions(), log=print) -> Bu
         seed=spec.train.seed,
         validation_split=spec.train.validation_split,
         spec_path=spec.path,
+        base_dir=spec.source_dir,
     )
+    _check_loss(spec)
     write_with(out.heldout, lambda p: _save_npz(p, x=data.x_test, y=data.y_test))
     say(
         f"training on {data.name}: {len(data.x_train)} train / {len(data.x_val)} validation / "
         f"{len(data.x_test)} test samples"
     )
-    result = train.fit(model, data, spec.train, metrics_path=out.metrics, log=say)
-    say(f"test accuracy {result.test_accuracy:.2%} ({result.seconds:.1f} s)")
+    try:
+        with _ctrl_c_stops(opts.stop) as stop:
+            io = train.TrainIO(
+                metrics=out.metrics,
+                checkpoint=out.checkpoint,
+                resume=opts.resume,
+                fingerprint=hashlib.sha256(out.model_py.read_bytes()).hexdigest(),
+                log=say,
+                progress=opts.progress and not opts.quiet,
+                stop=stop,
+            )
+            result = train.fit(model, data, spec.train, io)
+    except train.TrainingInterrupted as exc:
+        exc.resume_command = f"lenetc build {spec_path} -o {opts.out} --resume"
+        raise
+    write_json(out.train_json, _train_summary(spec, data, result))
+    say(f"test accuracy {result.test_accuracy:.2%} ({result.seconds:.1f} s of training)")
     model.eval()
     exported = export.export_all(model, spec, export.DataFacts.from_dataset(data), out)
     say(exported.summary())
@@ -98,3 +132,60 @@ def build(spec_path: Path, opts: BuildOptions = BuildOptions(), log=print) -> Bu
 def _save_npz(path: Path, **arrays: np.ndarray) -> None:
     with open(path, "wb") as handle:
         np.savez(handle, **arrays)
+
+
+def _check_loss(spec: Spec) -> None:
+    """nll reads log-probabilities; on raw scores it falls without bound and learns nothing."""
+    last = spec.nodes[-1]
+    if spec.train.loss == "nll" and last.type != "log_softmax":
+        raise SpecError(
+            Problem(
+                f"loss nll expects log-probabilities, but the last layer is {last.type}",
+                Location(spec.path, last.line),
+                hint="end the layers with {type: log_softmax}, or use loss: cross_entropy",
+            )
+        )
+
+
+def _train_summary(spec: Spec, data, result) -> dict:
+    """train.json: what was trained on, how it ended, and the held-out test accuracy."""
+    return {
+        "dataset": data.name,
+        "samples": {"train": len(data.x_train), "val": len(data.x_val), "test": len(data.x_test)},
+        "epochs": result.epochs,
+        "stopped_early": result.stopped_early,
+        "best_epoch": result.best_epoch,
+        "seed": spec.train.seed,
+        "test_loss": result.test_loss,
+        "test_accuracy": result.test_accuracy,
+        "train_seconds": round(result.seconds, 3),
+        "normalization": {"mean": list(data.mean), "std": list(data.std)},
+        "labels": list(data.labels),
+    }
+
+
+@contextlib.contextmanager
+def _ctrl_c_stops(also: Callable[[], bool] | None) -> Iterator[Callable[[], bool]]:
+    """While training, the first Ctrl-C asks the loop to checkpoint and stop after the current
+    batch (a KeyboardInterrupt mid-step could leave half-updated weights); a second one aborts
+    at once. Outside the main thread signals cannot be caught, and Ctrl-C stays as it was."""
+    requested = threading.Event()
+
+    def on_sigint(signum, frame) -> None:
+        if requested.is_set():
+            raise KeyboardInterrupt
+        requested.set()
+        print("stopping after this batch (Ctrl-C again to abort now)", file=sys.stderr)
+
+    def stop() -> bool:
+        return requested.is_set() or (also is not None and also())
+
+    try:
+        previous = signal.signal(signal.SIGINT, on_sigint)
+    except ValueError:
+        previous = None
+    try:
+        yield stop
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGINT, previous)

@@ -97,16 +97,40 @@ def render_cmd(spec: Path, output: Path | None) -> None:
     "--lr", type=click.FloatRange(0, 10, min_open=True), help="Override the learning rate."
 )
 @click.option("--seed", type=click.IntRange(0, 2**32 - 1), help="Override train.seed.")
+@click.option(
+    "--resume",
+    is_flag=True,
+    help="Continue an interrupted build from its checkpoint; ends with the same weights.",
+)
 @click.option("-q", "--quiet", is_flag=True, help="Print only the result line.")
-def build_cmd(spec: Path, out: Path, epochs, batch_size, lr, seed, quiet: bool) -> None:
-    """Check, render, train, export and verify: the whole pipeline."""
+@click.pass_context
+def build_cmd(
+    ctx: click.Context, spec: Path, out: Path, epochs, batch_size, lr, seed, resume, quiet: bool
+) -> None:
+    """Check, render, train, export and verify: the whole pipeline.
+
+    Ctrl-C during training saves a checkpoint after the current batch and exits 130; run the same
+    command with --resume to continue.
+    """
     from .build import BuildOptions, build
     from .errors import ParityFailure
+    from .train import TrainingInterrupted
 
-    result = build(
-        spec,
-        BuildOptions(out=out, epochs=epochs, batch_size=batch_size, lr=lr, seed=seed, quiet=quiet),
+    opts = BuildOptions(
+        out=out,
+        epochs=epochs,
+        batch_size=batch_size,
+        lr=lr,
+        seed=seed,
+        quiet=quiet,
+        resume=resume,
+        progress=sys.stderr.isatty(),
     )
+    try:
+        result = build(spec, opts)
+    except TrainingInterrupted as exc:
+        click.echo(str(exc), err=True)
+        ctx.exit(130)
     if not result.passed:
         raise ParityFailure(
             "parity check failed: " + (result.parity or f"see {result.folder / 'verify.json'}")

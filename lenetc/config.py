@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .fields import Reporter, Section, boolean, choice, int_list, integer, number, text
-from .yamlsafe import YList
+from .yamlsafe import YList, YMap
 
 DATASETS = ("digits", "idx", "npz", "synthetic")
 LOSSES = ("cross_entropy", "nll", "mse")
@@ -35,7 +35,7 @@ class DatasetConfig:
     train_labels: str | None = None
     test_images: str | None = None
     test_labels: str | None = None
-    num_classes: int = 10  # synthetic
+    num_classes: int | None = None  # synthetic; None = the model's output count
     samples: int = 1024  # synthetic
     test_split: float = 0.2  # held out when the dataset has no test files of its own
     line: int = 0
@@ -109,7 +109,7 @@ def read_train(data: Any, report: Reporter, line: int) -> TrainConfig:
         line=line,
     )
     d = TrainConfig()
-    return TrainConfig(
+    cfg = TrainConfig(
         dataset=_read_dataset(s.raw("dataset"), report, s.line("dataset")),
         epochs=s.get("epochs", integer(1, 100_000), d.epochs),
         batch_size=s.get("batch_size", integer(1, 65_536), d.batch_size),
@@ -120,6 +120,13 @@ def read_train(data: Any, report: Reporter, line: int) -> TrainConfig:
         patience=_read_early_stopping(s.raw("early_stopping"), report, s.line("early_stopping")),
         seed=s.get("seed", integer(0, 2**32 - 1), d.seed),
     )
+    if cfg.patience is not None and cfg.validation_split == 0:
+        s.fail(
+            "early_stopping watches the validation loss, but validation_split is 0",
+            s.line("early_stopping"),
+            hint="set validation_split: 0.1, or remove early_stopping",
+        )
+    return cfg
 
 
 def _read_dataset(data: Any, report: Reporter, line: int) -> DatasetConfig:
@@ -177,7 +184,8 @@ def _read_optimizer(data: Any, report: Reporter, line: int) -> OptimizerConfig:
 
 def _read_schedule(data: Any, report: Reporter, line: int) -> ScheduleConfig:
     if isinstance(data, str):  # `schedule: cosine` is shorthand for {type: cosine}
-        data = {"type": data}
+        data = YMap(type=data)
+        data.line, data.key_lines = line, {"type": line}
     s = Section(data, _fields(ScheduleConfig), report, where="train.schedule", line=line)
     d = ScheduleConfig()
     return ScheduleConfig(

@@ -1,19 +1,23 @@
 """Stage 4a, data: a DatasetConfig and the spec's input shape -> normalized train/val/test arrays.
 
-Takes the dataset section, the input shape (batch omitted) and the class count the model outputs;
-returns a Dataset of float32 arrays in (N, *input_shape), int64 labels, and the normalization
-statistics computed on the training split (saved with the model). Sample shapes that cannot meet
-the spec's input, and class counts that do not fit the output, are RuntimeFailure / SpecError.
+Takes the dataset section, the input shape (batch omitted), the class count the model outputs, a
+seed and the folder that relative paths start from; returns a Dataset of float32 arrays shaped
+(N, *input_shape), int64 labels, and the per-channel normalization statistics of the raw training
+split (saved with the model). Files that are missing or malformed are RuntimeFailure (exit 1);
+samples that cannot take the spec's input shape, or labels the model cannot output, are SpecError
+pointing at the dataset's line (exit 2). All of it happens before any training starts.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
 from .config import DatasetConfig
 from .errors import Location, Problem, RuntimeFailure, SpecError
+from .idx import read_idx
 
 
 @dataclass(frozen=True)
@@ -27,11 +31,23 @@ class Dataset:
     y_test: np.ndarray
     mean: tuple[float, ...]  # per channel (per feature for 1-D input), of the raw training split
     std: tuple[float, ...]
-    labels: tuple[str, ...]
+    labels: tuple[str, ...]  # one per model output
 
     @property
     def num_classes(self) -> int:
         return len(self.labels)
+
+
+@dataclass(frozen=True)
+class _Raw:
+    """Samples as the source gives them, before fitting, splitting and normalizing."""
+
+    x: np.ndarray
+    y: np.ndarray
+    x_test: np.ndarray | None = None  # the source's own test split, when it has one
+    y_test: np.ndarray | None = None
+    labels: tuple[str, ...] = ()  # class names the source carries, if any
+    classes: int | None = None  # the class count the source declares (digits, synthetic)
 
 
 def load_dataset(
@@ -42,89 +58,210 @@ def load_dataset(
     seed: int,
     validation_split: float,
     spec_path: str = "spec",
+    base_dir: Path = Path("."),
 ) -> Dataset:
+    at = Location(spec_path, cfg.line)
     if cfg.name == "digits":
-        x, y, labels = _digits()
+        raw = _digits()
     elif cfg.name == "synthetic":
-        x, y, labels = _synthetic(cfg, input_shape, seed)
+        raw = _synthetic(cfg, input_shape, cfg.num_classes or num_classes, seed)
+    elif cfg.name == "idx":
+        raw = _idx(cfg, base_dir)
     else:
-        raise RuntimeFailure(f"dataset {cfg.name} is not supported yet")
-    if len(labels) > num_classes:
-        raise SpecError(
-            Problem(
-                f"dataset {cfg.name} has {len(labels)} classes, but the model outputs {num_classes}",
-                Location(spec_path, cfg.line),
-                hint=f"make the last layer out_features: {len(labels)}",
-            )
-        )
-    x = fit_samples(x, input_shape, cfg.fit, cfg.name)
+        raw = _npz(Path(base_dir, cfg.path or ""))
+    _check_classes(cfg.name, raw, num_classes, at)
+    x = fit_samples(raw.x, input_shape, cfg.fit, cfg.name, at)
     rng = np.random.default_rng(seed)
-    order = rng.permutation(len(x))
-    n_test = max(1, int(round(len(x) * cfg.test_split)))
-    n_val = int(round((len(x) - n_test) * validation_split))
-    test, val, train = order[:n_test], order[n_test : n_test + n_val], order[n_test + n_val :]
-    axes = (0,) + tuple(range(2, x.ndim)) if x.ndim > 2 else (0,)
-    mean = x[train].mean(axis=axes, dtype=np.float64)
-    std = x[train].std(axis=axes, dtype=np.float64)
-    std = np.where(std < 1e-8, 1.0, std)
+    if raw.x_test is None:
+        order = rng.permutation(len(x))
+        n_test = max(1, int(round(len(x) * cfg.test_split)))
+        test, rest = order[:n_test], order[n_test:]
+        x_test, y_test = x[test], raw.y[test]
+    else:
+        rest = rng.permutation(len(x))
+        x_test = fit_samples(raw.x_test, input_shape, cfg.fit, cfg.name, at)
+        y_test = raw.y_test
+    n_val = int(round(len(rest) * validation_split))
+    val, train = rest[:n_val], rest[n_val:]
+    if len(train) == 0:
+        raise RuntimeFailure(f"dataset {cfg.name} has {len(x)} samples: none left to train on")
+    mean, std = _stats(x[train])
 
     def norm(a: np.ndarray) -> np.ndarray:
         shape = (1, -1) + (1,) * (a.ndim - 2)
         return ((a - mean.reshape(shape)) / std.reshape(shape)).astype(np.float32)
 
+    labels = raw.labels + tuple(str(i) for i in range(len(raw.labels), num_classes))
     return Dataset(
         cfg.name,
         norm(x[train]),
-        y[train],
+        raw.y[train],
         norm(x[val]),
-        y[val],
-        norm(x[test]),
-        y[test],
+        raw.y[val],
+        norm(x_test),
+        y_test,
         tuple(float(m) for m in mean.ravel()),
         tuple(float(s) for s in std.ravel()),
-        labels,
+        labels[:num_classes],
     )
 
 
-def _digits() -> tuple[np.ndarray, np.ndarray, tuple[str, ...]]:
+def _stats(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per-channel mean and std (per feature for 1-D samples); a constant channel gets std 1."""
+    axes = (0,) + tuple(range(2, x.ndim))
+    mean = x.mean(axis=axes, dtype=np.float64)
+    std = x.std(axis=axes, dtype=np.float64)
+    return mean, np.where(std < 1e-8, 1.0, std)
+
+
+def _check_classes(name: str, raw: _Raw, outputs: int, at: Location) -> None:
+    ys = [raw.y] if raw.y_test is None else [raw.y, raw.y_test]
+    lowest = min(int(y.min()) for y in ys)
+    found = max(int(y.max()) for y in ys) + 1
+    if lowest < 0:
+        raise RuntimeFailure(f"dataset {name} has a negative label ({lowest}); labels are 0 to K-1")
+    # Sources that declare their class count must match exactly; a file's labels may simply not
+    # reach the model's last class, but never go beyond it.
+    declared = raw.classes or len(raw.labels) or None
+    classes = max(found, declared or 0)
+    if classes > outputs or (declared is not None and declared != outputs):
+        raise SpecError(
+            Problem(
+                f"dataset {name} has {classes} classes, but the model outputs {outputs}",
+                at,
+                hint=f"make the last layer out_features: {classes}",
+            )
+        )
+
+
+def _digits() -> _Raw:
     from sklearn.datasets import load_digits  # shipped inside scikit-learn: no download
 
     bunch = load_digits()
     x = (bunch.images.astype(np.float32) / 16.0)[:, None, :, :]  # (1797, 1, 8, 8) in [0, 1]
-    return x, bunch.target.astype(np.int64), tuple(str(t) for t in bunch.target_names)
+    labels = tuple(str(t) for t in bunch.target_names)
+    return _Raw(x, bunch.target.astype(np.int64), labels=labels, classes=len(labels))
 
 
-def _synthetic(cfg: DatasetConfig, shape: tuple[int, ...], seed: int):
+def _synthetic(cfg: DatasetConfig, shape: tuple[int, ...], classes: int, seed: int) -> _Raw:
+    """One Gaussian blob per class: learnable, so a loss that falls proves training works."""
     rng = np.random.default_rng(seed)
-    y = rng.integers(0, cfg.num_classes, size=cfg.samples).astype(np.int64)
-    centers = rng.normal(size=(cfg.num_classes,) + shape).astype(np.float32)
+    y = rng.integers(0, classes, size=cfg.samples).astype(np.int64)
+    centers = rng.normal(size=(classes,) + shape).astype(np.float32)
     x = centers[y] + 0.5 * rng.normal(size=(cfg.samples,) + shape).astype(np.float32)
-    return x, y, tuple(str(i) for i in range(cfg.num_classes))
+    return _Raw(x, y, classes=classes)
 
 
-def fit_samples(x: np.ndarray, shape: tuple[int, ...], fit: str, name: str) -> np.ndarray:
-    """Bring (N, C, H, W) samples to the spec's input shape: resize (bilinear), pad, or none."""
+def _idx(cfg: DatasetConfig, base: Path) -> _Raw:
+    def images(key: str) -> np.ndarray:
+        path = Path(base, getattr(cfg, key))
+        return _as_float(read_idx(path, f"{key.replace('_', ' ')}"), path)
+
+    def labels(key: str, n: int, images_key: str) -> np.ndarray:
+        path = Path(base, getattr(cfg, key))
+        return _as_labels(read_idx(path, key.replace("_", " ")), n, path, images_key)
+
+    x = images("train_images")
+    y = labels("train_labels", len(x), "train_images")
+    if cfg.test_images is None:
+        return _Raw(x, y)
+    x_test = images("test_images")
+    return _Raw(x, y, x_test, labels("test_labels", len(x_test), "test_images"))
+
+
+def _npz(path: Path) -> _Raw:
+    try:
+        with np.load(path, allow_pickle=False) as f:
+            arrays = {k: f[k] for k in f.files}
+    except FileNotFoundError:
+        raise RuntimeFailure(f"npz file {path}: no such file") from None
+    except Exception as exc:  # np.load raises many types for a file that is not an .npz
+        raise RuntimeFailure(f"npz file {path}: not a readable .npz archive ({exc})") from None
+    for key in ("x", "y"):
+        if key not in arrays:
+            found = ", ".join(sorted(arrays)) or "none"
+            raise RuntimeFailure(f"npz file {path}: has no array '{key}' (arrays found: {found})")
+    if ("x_test" in arrays) != ("y_test" in arrays):
+        raise RuntimeFailure(f"npz file {path}: has only one of x_test and y_test; give both")
+    x = _as_float(arrays["x"], path, "x")
+    y = _as_labels(arrays["y"], len(x), path, "x", "y")
+    x_test = y_test = None
+    if "x_test" in arrays:
+        x_test = _as_float(arrays["x_test"], path, "x_test")
+        y_test = _as_labels(arrays["y_test"], len(x_test), path, "x_test", "y_test")
+    names = arrays.get("labels")
+    labels = tuple(str(s) for s in names.ravel()) if names is not None else ()
+    return _Raw(x, y, x_test, y_test, labels=labels, classes=len(labels) or None)
+
+
+def _as_float(a: np.ndarray, path: Path, key: str = "images") -> np.ndarray:
+    if a.dtype.kind not in "uifb":
+        raise RuntimeFailure(f"{path}: {key} must be numbers, found dtype {a.dtype}")
+    if a.ndim < 2 or len(a) == 0:
+        raise RuntimeFailure(f"{path}: {key} must be (N, ...) with N > 0, found shape {a.shape}")
+    if a.dtype == np.uint8:  # 8-bit pixels: scale to [0, 1], as image files are read
+        return a.astype(np.float32) / 255.0
+    return a.astype(np.float32)
+
+
+def _as_labels(
+    a: np.ndarray, n: int, path: Path, images_key: str, key: str = "labels"
+) -> np.ndarray:
+    if a.dtype.kind not in "ui":
+        raise RuntimeFailure(f"{path}: {key} must be integer class indices, found dtype {a.dtype}")
+    if a.ndim != 1 or len(a) != n:
+        raise RuntimeFailure(
+            f"{path}: {key} must be {n} labels, one per sample of {images_key}, "
+            f"found shape {a.shape}"
+        )
+    return a.astype(np.int64)
+
+
+def fit_samples(
+    x: np.ndarray, shape: tuple[int, ...], fit: str, name: str, at: Location
+) -> np.ndarray:
+    """Bring samples to the spec's input shape: resize (bilinear), pad (centered zeros), or none."""
     target = tuple(shape)
     if x.shape[1:] == target:
         return x
-    if len(target) == 1 and fit != "none":
-        flat = x.reshape(len(x), -1)
-        if flat.shape[1] == target[0]:
-            return flat
-    if len(target) == 3 and x.ndim == 4 and fit == "resize":
-        import torch
-        import torch.nn.functional as F
+    if (
+        fit != "none"
+        and int(np.prod(x.shape[1:])) == int(np.prod(target))
+        and (len(target) == 1 or x.ndim == 2)
+    ):
+        return x.reshape((len(x),) + target)  # (N, 8, 8) <-> (N, 64): flatten or unflatten
+    if len(target) == 3 and x.ndim == 3:
+        x = x[:, None]  # (N, H, W) grayscale, as MNIST stores it
+    found = tuple(x.shape[1:])
 
-        t = torch.from_numpy(x)
-        if t.shape[1] != target[0]:
-            if t.shape[1] != 1:
-                raise RuntimeFailure(
-                    f"dataset {name} has {t.shape[1]} channels; the spec's input has {target[0]}"
-                )
-            t = t.expand(-1, target[0], -1, -1)
-        t = F.interpolate(t, size=target[1:], mode="bilinear", align_corners=False)
-        return t.numpy().astype(np.float32)
-    raise RuntimeFailure(
-        f"dataset {name} has samples of shape {tuple(x.shape[1:])}, which cannot become the "
-        f"spec's input {target} with fit: {fit}"
-    )
+    def fail(why: str, hint: str) -> SpecError:
+        return SpecError(
+            Problem(
+                f"dataset {name} has samples of shape {found}; {why} the spec's input "
+                f"{target} with fit: {fit}",
+                at,
+                hint=hint,
+            )
+        )
+
+    if len(target) != 3 or x.ndim != 4 or fit == "none":
+        if x.shape[1:] == target:
+            return x
+        raise fail("they are not", "set fit: resize or fit: pad, or change input.shape")
+    if found[0] != target[0]:
+        if found[0] != 1:
+            raise fail("their channels do not match", f"set input.shape to [{found[0]}, ...]")
+        x = np.repeat(x, target[0], axis=1)  # grayscale into a multi-channel input
+    if fit == "pad":
+        (h, w), (th, tw) = x.shape[2:], target[1:]
+        if h > th or w > tw:
+            raise fail("padding cannot shrink them to", "use fit: resize")
+        top, left = (th - h) // 2, (tw - w) // 2  # centered; an odd extra pixel goes last
+        return np.pad(x, ((0, 0), (0, 0), (top, th - h - top), (left, tw - w - left)))
+    if x.shape[2:] == target[1:]:
+        return x
+    import torch
+    import torch.nn.functional as F
+
+    t = F.interpolate(torch.from_numpy(x), size=target[1:], mode="bilinear", align_corners=False)
+    return t.numpy().astype(np.float32)

@@ -1,0 +1,83 @@
+"""Stage 4a helper, data files: an IDX (MNIST-format) file, raw or gzip -> a numpy array.
+
+Takes a path; returns the array with its shape and dtype from the file's header. Every way a file
+can be wrong (missing, not IDX, truncated, a broken gzip stream) is a RuntimeFailure naming the
+file and what is wrong in one line. write_idx is the inverse, for tests and for people converting
+their own data. No torch import.
+
+The format (yann.lecun.com/exdb/mnist): two zero bytes, a type code, the number of dimensions, one
+big-endian uint32 per dimension, then the values in C order, big-endian.
+"""
+
+from __future__ import annotations
+
+import gzip
+import struct
+import zlib
+from pathlib import Path
+
+import numpy as np
+
+from .errors import RuntimeFailure
+
+# type code -> numpy dtype, all big-endian as the format requires
+DTYPES = {
+    0x08: np.dtype(">u1"),
+    0x09: np.dtype(">i1"),
+    0x0B: np.dtype(">i2"),
+    0x0C: np.dtype(">i4"),
+    0x0D: np.dtype(">f4"),
+    0x0E: np.dtype(">f8"),
+}
+_GZIP_MAGIC = b"\x1f\x8b"
+
+
+def read_idx(path: Path, what: str = "file") -> np.ndarray:
+    """The array stored in an IDX file; gzip is recognised by its magic bytes, not the name."""
+    raw = _read_bytes(path, what)
+    if raw[:2] == _GZIP_MAGIC:
+        try:
+            raw = gzip.decompress(raw)
+        except (OSError, EOFError, zlib.error) as exc:
+            raise RuntimeFailure(f"{what} {path}: broken gzip stream ({exc})") from None
+    if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] not in DTYPES or raw[3] == 0:
+        raise RuntimeFailure(
+            f"{what} {path}: not an IDX file (header {raw[:4].hex() or 'empty'}; "
+            f"expected 0000 then a type code and a dimension count, e.g. 00000803 for images)"
+        )
+    dtype, ndim = DTYPES[raw[2]], raw[3]
+    header = 4 + 4 * ndim
+    if len(raw) < header:
+        raise RuntimeFailure(f"{what} {path}: truncated header ({len(raw)} bytes)")
+    shape = struct.unpack(f">{ndim}I", raw[4:header])
+    expected = header + int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+    if len(raw) != expected:
+        raise RuntimeFailure(
+            f"{what} {path}: header says shape {tuple(shape)} ({expected} bytes), "
+            f"but the file has {len(raw)} bytes"
+        )
+    values = np.frombuffer(raw, dtype=dtype, offset=header).reshape(shape)
+    return values.astype(dtype.newbyteorder("="))  # native byte order for numpy and torch
+
+
+def write_idx(path: Path, array: np.ndarray, compress: bool = False) -> None:
+    """Write an array as IDX (gzip when compress), e.g. to turn your own data into MNIST format."""
+    codes = {dt.newbyteorder("="): code for code, dt in DTYPES.items()}
+    arr = np.asarray(array)
+    code = codes.get(arr.dtype.newbyteorder("="))
+    if code is None:
+        raise ValueError(f"IDX cannot store {arr.dtype}")
+    payload = bytes([0, 0, code, arr.ndim]) + struct.pack(f">{arr.ndim}I", *arr.shape)
+    payload += arr.astype(DTYPES[code]).tobytes()
+    Path(path).write_bytes(gzip.compress(payload, mtime=0) if compress else payload)
+
+
+def _read_bytes(path: Path, what: str) -> bytes:
+    try:
+        return Path(path).read_bytes()
+    except FileNotFoundError:
+        raise RuntimeFailure(f"{what} {path}: no such file") from None
+    except IsADirectoryError:
+        raise RuntimeFailure(f"{what} {path}: is a folder, not a file") from None
+    except OSError as exc:
+        raise RuntimeFailure(f"{what} {path}: cannot read ({exc.strerror or exc})") from None
