@@ -26,7 +26,6 @@ from .artifacts import (
     write_text,
     write_with,
 )
-from .errors import Location, Problem, SpecError
 from .manifest import write_manifest
 from .render import render
 from .shapes import check
@@ -95,7 +94,6 @@ def build(spec_path: Path, opts: BuildOptions = BuildOptions(), log=print) -> Bu
         spec_path=spec.path,
         base_dir=spec.source_dir,
     )
-    _check_loss(spec)
     write_with(out.heldout, lambda p: _save_npz(p, x=data.x_test, y=data.y_test))
     say(
         f"training on {data.name}: {len(data.x_train)} train / {len(data.x_val)} validation / "
@@ -132,19 +130,6 @@ def build(spec_path: Path, opts: BuildOptions = BuildOptions(), log=print) -> Bu
 def _save_npz(path: Path, **arrays: np.ndarray) -> None:
     with open(path, "wb") as handle:
         np.savez(handle, **arrays)
-
-
-def _check_loss(spec: Spec) -> None:
-    """nll reads log-probabilities; on raw scores it falls without bound and learns nothing."""
-    last = spec.nodes[-1]
-    if spec.train.loss == "nll" and last.type != "log_softmax":
-        raise SpecError(
-            Problem(
-                f"loss nll expects log-probabilities, but the last layer is {last.type}",
-                Location(spec.path, last.line),
-                hint="end the layers with {type: log_softmax}, or use loss: cross_entropy",
-            )
-        )
 
 
 def _train_summary(spec: Spec, data, result) -> dict:

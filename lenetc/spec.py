@@ -112,6 +112,7 @@ def parse_spec(data: YMap, file: str, source_dir: Path, sha256: str = "") -> Spe
     train = read_train(top.raw("train"), report, top.line("train"))
     export = read_export(top.raw("export"), report, top.line("export"))
     verify = read_verify(top.raw("verify"), report, top.line("verify"))
+    _check_loss(nodes, train, report)
     if report.problems:
         raise SpecError(sorted(report.problems, key=lambda p: p.at.line))
     return Spec(
@@ -127,6 +128,18 @@ def parse_spec(data: YMap, file: str, source_dir: Path, sha256: str = "") -> Spe
         sha256=sha256,
         input_line=inp.line("shape"),
     )
+
+
+def _check_loss(nodes: list[Node], train: TrainConfig, report: Reporter) -> None:
+    """nll reads log-probabilities; on raw scores it falls without bound and learns nothing."""
+    if nodes and train.loss == "nll" and nodes[-1].type != "log_softmax":
+        last = nodes[-1]
+        report.add(
+            f"loss nll expects log-probabilities, but the last layer is {last.type}",
+            last.line,
+            layer=last.label,
+            hint="end the layers with {type: log_softmax}, or use loss: cross_entropy",
+        )
 
 
 def camel_case(name: str) -> str:
