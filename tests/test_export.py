@@ -81,7 +81,7 @@ s = ort.InferenceSession(build + "/model.onnx", providers=["CPUExecutionProvider
 io = np.load(build + "/io.npz")
 x, want = io["input"], io["output"]
 diffs = {}
-for n in (1, 7, len(x), 300):  # batch 1, odd, the golden batch, large
+for n in (1, 7, 17, len(x), 300):  # batch 1, odd ones, the golden batch, large
     xb = np.resize(x, (n,) + x.shape[1:])
     got = s.run(["logits"], {"input": xb})[0]
     diffs[n] = float(np.abs(got - np.resize(want, (n,) + want.shape[1:])).max())
@@ -96,7 +96,7 @@ def test_onnx_runs_without_torch_or_lenetc_and_reproduces_io_npz(lenet_build, tm
     result = json.loads(_run_isolated(ONNX_STANDALONE, site, tmp_path, str(lenet_build.root)))
     assert not result["torch_loaded"]
     diffs = {int(k): v for k, v in result["diffs"].items()}
-    assert set(diffs) == {1, 7, 24, 300}
+    assert set(diffs) == {1, 7, 17, 24, 300}
     assert max(diffs.values()) < 1e-5, diffs  # float32 ORT vs float32 torch: ~5e-7 seen
     assert set(result["meta"]) == set(onnx_meta.KEYS)
 
