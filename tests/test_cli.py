@@ -119,3 +119,10 @@ def test_check_writes_nothing(tmp_path: Path):
     )
     assert done.returncode == 0, done.stderr
     assert list(tmp_path.iterdir()) == []
+
+
+def test_readme_shows_the_current_check_table(monkeypatch):
+    monkeypatch.chdir(SPECS.parent)  # the README shows the command as run from the repo root
+    table = run("check", "specs/lenet5.yaml").output.rstrip()
+    readme = (SPECS.parent / "README.md").read_text(encoding="utf-8")
+    assert "```\n" + table + "\n```" in readme, "README's `lenetc check` example is out of date"

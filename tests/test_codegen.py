@@ -3,8 +3,9 @@
 For every spec, for one example per layer kind (the `example` column of tests/kinds.py, where a
 new kind adds its one test row) and for random valid stacks: the parameter count per layer and in
 total, the output shape of every parametric layer (forward hooks) and of every forward statement
-(run one by one), and the shape each comment claims, all equal what `lenetc check` reported. The module is also scriptable (torch.jit.script)
-and exportable with a dynamic batch axis (torch.export), with the same outputs as eager.
+(run one by one), and the shape each comment claims, all equal what `lenetc check` reported. The
+module is also scriptable (torch.jit.script) and exportable with a dynamic batch axis
+(torch.export), with the same outputs as eager.
 """
 
 from __future__ import annotations
