@@ -7,12 +7,14 @@ final name, so an interrupted build never leaves a half-written file under an ar
 from __future__ import annotations
 
 import contextlib
-import importlib.util
+import hashlib
 import json
+import linecache
 import os
 import shutil
 import sys
 import tempfile
+import types
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -144,14 +146,24 @@ def write_with(final: Path, writer: Callable[[Path], None], suffix: str = ".tmp"
 
 
 def load_module_class(model_py: Path, class_name: str) -> type:
-    """Import the generated model.py from a build folder and return its nn.Module class."""
-    name = f"lenetc_generated_{abs(hash(str(model_py.resolve())))}"
-    spec = importlib.util.spec_from_file_location(name, model_py)
-    if spec is None or spec.loader is None:
-        raise RuntimeFailure(f"cannot import {model_py}")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module  # torch.jit.script needs to find the source's module
-    spec.loader.exec_module(module)
+    """Import the generated model.py from a build folder and return its nn.Module class.
+
+    The module is named after a hash of its source, not its path: exporters record the module
+    and file name in TorchScript, .pt2 and ONNX debug info, and an artifact must carry neither
+    this machine's folders nor a name that changes from build to build.
+    """
+    source = model_py.read_text(encoding="utf-8")
+    name = f"lenetc_model_{hashlib.sha256(source.encode()).hexdigest()[:16]}"
+    filename = f"{name}.py"
+    # torch.jit.script reads the class's source through linecache by file name
+    linecache.cache[filename] = (len(source), None, source.splitlines(keepends=True), filename)
+    module = types.ModuleType(name)
+    module.__file__ = filename
+    sys.modules[name] = module  # torch.jit.script resolves the class's globals through it
+    try:
+        exec(compile(source, filename, "exec"), module.__dict__)
+    except SyntaxError as exc:
+        raise RuntimeFailure(f"{model_py} is not valid Python: {exc}") from None
     try:
         return getattr(module, class_name)
     except AttributeError:

@@ -175,6 +175,9 @@ def export_onnx(model: nn.Module, spec: Spec, facts: DataFacts, out: BuildDir) -
         last_layer_type=spec.nodes[-1].type,
         labels=facts.labels,
     )
+    for node in proto.graph.node:
+        # the exporter's debug notes carry this machine's paths (stack traces): not for embedding
+        del node.metadata_props[:]
     del proto.metadata_props[:]
     for key, value in meta.items():
         proto.metadata_props.add(key=key, value=value)
@@ -250,6 +253,8 @@ def export_program(model: nn.Module, spec: Spec, out: BuildDir) -> None:
     try:
         with expected_warnings(EXPORTER_WARNINGS):
             program = torch.export.export(model, (example_input(spec),), dynamic_shapes=shapes)
+            for node in program.graph.nodes:  # stack traces name this machine's folders
+                node.meta.pop("stack_trace", None)
             data = _saved(torch.export.save, program)
     except Exception as exc:
         raise failure("pt2", exc, spec, out) from exc
