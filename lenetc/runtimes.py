@@ -11,6 +11,7 @@ layer submodules (`layer`) and its parameters by torch name (`parameters`), wher
 
 from __future__ import annotations
 
+import abc
 import contextlib
 import ctypes
 import io
@@ -76,7 +77,7 @@ def full_float32() -> Iterator[None]:
         torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = saved
 
 
-class Runtime:
+class Runtime(abc.ABC):
     """One artifact on one runtime and device. Subclasses fill in what they can do."""
 
     name = ""
@@ -96,8 +97,9 @@ class Runtime:
         if not path.is_file():
             raise RuntimeProblem(f"{path.name} is missing from the build folder")
 
+    @abc.abstractmethod
     def run(self, x: np.ndarray) -> list[np.ndarray]:
-        raise NotImplementedError
+        """The artifact's outputs for a float32 batch."""
 
     def observe(self, x: np.ndarray) -> Observed | None:
         return None

@@ -133,11 +133,11 @@ def assert_scriptable(model: torch.nn.Module, shape: tuple[int, ...]) -> None:
         torch.testing.assert_close(scripted(x), model(x))
 
 
-def ruff_formatted(source: str) -> bool | None:
+def ruff_formatted(source: str) -> bool:
     """Whether ruff format (isolated, defaults: line length 88) leaves the source unchanged."""
-    ruff = shutil.which("ruff") or shutil.which("ruff", path=str(Path(sys.executable).parent))
+    ruff = shutil.which("ruff", path=str(Path(sys.executable).parent)) or shutil.which("ruff")
     if ruff is None:
-        return None
+        pytest.fail("ruff is not installed: it is a dev dependency (pip install -e '.[dev]')")
     done = subprocess.run(
         [ruff, "format", "--isolated", "-"],
         input=source,
@@ -176,7 +176,7 @@ def test_kind_case(kind: str, tmp_path: Path) -> None:
     source = render(trace)
     model = assert_matches_trace(trace, source, tmp_path)
     assert_scriptable(model, trace.spec.input_shape)
-    assert ruff_formatted(source) in (True, None)
+    assert ruff_formatted(source)
 
 
 def test_dropout_is_active_only_in_training(tmp_path: Path) -> None:
@@ -212,5 +212,5 @@ def test_random_stack(tmp_path: Path, data: dict[str, Any]) -> None:
     RANDOM_SEEN.append(source)
     model = assert_matches_trace(trace, source, tmp_path)
     assert_scriptable(model, trace.spec.input_shape)
-    assert ruff_formatted(source) in (True, None), source
+    assert ruff_formatted(source), source
     assert max(len(line) for line in source.splitlines()) <= 88, source

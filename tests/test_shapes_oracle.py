@@ -140,7 +140,8 @@ def assert_agree(shape: tuple[int, ...], layers: list[dict]) -> TorchRun:
 
 # ---- the properties --------------------------------------------------------------------------
 
-TALLY = {"stacks": 0, "accepted": 0, "refused": 0, "deliberate": 0}
+
+TALLY = {"stacks": 0, "refused": 0}
 
 
 @PROPERTY
@@ -148,8 +149,7 @@ TALLY = {"stacks": 0, "accepted": 0, "refused": 0, "deliberate": 0}
 def test_random_stacks_agree_with_torch(stack):
     run = assert_agree(*stack)
     TALLY["stacks"] += 1
-    TALLY["accepted" if run.refused_at is None else "refused"] += 1
-    TALLY["deliberate"] += run.why == "deliberate"
+    TALLY["refused"] += run.refused_at is not None
 
 
 @PROPERTY
@@ -173,11 +173,11 @@ def test_every_kind_alone_on_any_input(kind, data):
 
 def test_mix_of_verdicts_is_healthy():
     """The generator exercises both verdicts: a property seeing only valid stacks proves little."""
-    if TALLY["stacks"] < 100:
-        pytest.skip("runs after test_random_stacks_agree_with_torch in the same session")
-    assert TALLY["accepted"] > TALLY["stacks"] * 0.3, TALLY
-    assert TALLY["refused"] > TALLY["stacks"] * 0.05, TALLY
-    print(f"\nstacks checked against torch: {TALLY}")
+    TALLY.update(stacks=0, refused=0)
+    test_random_stacks_agree_with_torch()  # the property above, run here so this test stands alone
+    stacks_, refused = TALLY["stacks"], TALLY["refused"]
+    assert stacks_ >= min(EXAMPLES, 100), TALLY
+    assert 0.05 * stacks_ < refused < 0.7 * stacks_, TALLY
 
 
 # ---- table-driven rows: every kind has one, and hand-picked edge cases ---------------------
