@@ -19,10 +19,14 @@ from __future__ import annotations
 
 import json
 import os
+from pathlib import Path
 from typing import Any
 
 from hypothesis import strategies as st
 from kinds import KINDS, Draw, Shape, _pair, _window_out
+
+from lenetc.spec import Spec, parse_spec
+from lenetc.yamlsafe import load_yaml_text
 
 # Examples per property test: a few hundred by default (CI); LENETC_HYPOTHESIS_EXAMPLES=5000 for a
 # thorough run.
@@ -64,11 +68,31 @@ def stacks(
     return first, layers
 
 
+# Valid layer names that are easy to get wrong in generated source: capitals, digits, underscores,
+# names of torch functions that must still work as attributes, and one long enough to wrap a line.
+NAMES = [
+    "Conv",
+    "layer_1",
+    "x1",
+    "fc",
+    "relu",
+    "self_",
+    "Linear",
+    "conv2d",
+    "bn",
+    "head",
+    "a_long_layer_name_that_makes_the_constructor_call_wrap",
+]
+
+
 @st.composite
-def valid_specs(draw: Draw, classifier: bool = False, max_layers: int = 8) -> dict:
+def valid_specs(
+    draw: Draw, classifier: bool = False, max_layers: int = 8, named: bool = False
+) -> dict:
     """A whole spec dict that lenetc and torch accept (no train:, so every default applies).
 
-    classifier=True ends in flatten (for images) + linear to 2..10 classes, trainable as is.
+    classifier=True ends in flatten (for images) + linear to 2..10 classes, trainable as is;
+    named=True gives some layers a name of their own, drawn from NAMES.
     """
     while True:  # a stack whose steering lost track of a shape is redrawn (rare)
         shape, layers = draw(stacks(max_layers=max_layers, misfit=0))
@@ -77,7 +101,17 @@ def valid_specs(draw: Draw, classifier: bool = False, max_layers: int = 8) -> di
     if classifier:
         layers = [*layers, {"type": "flatten"}, {"type": "linear", "out_features": 10}]
         layers[-1]["out_features"] = draw(st.integers(2, 10))
+    if named:
+        names = draw(st.lists(st.sampled_from(NAMES), unique=True, max_size=len(layers)))
+        for layer, name in zip(layers, names):
+            if draw(st.booleans()):
+                layer["name"] = name
     return {"name": "generated", "input": {"shape": list(shape)}, "layers": layers}
+
+
+def spec_from_dict(data: dict[str, Any], file: str = "random.yaml") -> Spec:
+    """A Spec from a plain mapping, through the real YAML loader and parser (line numbers too)."""
+    return parse_spec(load_yaml_text(spec_yaml(data).encode("utf-8"), file), file, Path("."), "")
 
 
 def _steered_ok(shape: Shape, layers: list[dict]) -> bool:

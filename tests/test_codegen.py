@@ -24,7 +24,7 @@ import pytest
 import torch
 from hypothesis import HealthCheck, assume, given, settings
 from kinds import KINDS
-from specgen import spec_from_dict, stacks
+from strategies import spec_from_dict, valid_specs
 
 from lenetc.errors import SpecError
 from lenetc.layers import REGISTRY
@@ -201,7 +201,7 @@ RANDOM_SEEN: list[str] = []
     derandomize=True,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
-@given(stacks())
+@given(valid_specs(named=True))
 def test_random_stack(tmp_path: Path, data: dict[str, Any]) -> None:
     spec = spec_from_dict(data)  # the strategy draws only well-formed specs: a failure is its bug
     try:
