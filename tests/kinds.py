@@ -386,6 +386,12 @@ KINDS: dict[str, Kind] = {
         torch=torch_fn(F.leaky_relu, negative_slope=0.01),
         example=([5], [{"type": "leaky_relu", "negative_slope": 0.2}]),
     ),
+    "elu": Kind(
+        takes=0,
+        draw=_activation("elu", alpha=[1.0, 0.5, 2.0]),
+        torch=torch_fn(F.elu, alpha=1.0),
+        example=([3, 4, 4], [{"type": "elu", "alpha": 0.5}]),
+    ),
     "tanh": Kind(
         takes=0,
         draw=_activation("tanh"),

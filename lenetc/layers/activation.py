@@ -76,6 +76,12 @@ _activation(
     "max(x, 0) + negative_slope * min(x, 0)",
 )
 _activation(
+    "elu",
+    (Param("alpha", number(0.0, 10.0, lo_open=True), 1.0, "the value x < 0 saturates to: -alpha"),),
+    _elementwise(1, {"alpha": 1.0}),
+    "x for x > 0, alpha * (exp(x) - 1) otherwise",
+)
+_activation(
     "gelu",
     (Param("approximate", choice("none", "tanh"), "none", "'none' or 'tanh'"),),
     _elementwise(1, {"approximate": "none"}),
