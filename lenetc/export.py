@@ -17,7 +17,6 @@ import io
 import logging
 import re
 import time
-import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
@@ -28,6 +27,7 @@ from torch import nn
 from . import __version__, golden_io, onnx_meta
 from .artifacts import BuildDir, write_bytes
 from .errors import RuntimeFailure
+from .expected_warnings import TORCHSCRIPT_WARNINGS, expected_warnings
 from .export_failure import failure
 from .spec import Spec
 
@@ -39,14 +39,6 @@ STATIC_BATCH = 1  # the batch size baked in when export.onnx.dynamic_batch is fa
 PROOF_BATCHES = (1, 7, 300)  # batch 1, an odd batch, a large one: the dynamic axis, proven
 
 # (category, message regex, why we accept it). Matched against the start of the message.
-TORCHSCRIPT_WARNINGS = (
-    (
-        DeprecationWarning,
-        r"`torch\.jit\.(script|trace|trace_method|save)` is deprecated",
-        "torch 2.13 deprecates TorchScript; libtorch users still load it, and model.pt2 is "
-        "written beside it as the successor",
-    ),
-)
 EXPORTER_WARNINGS = (
     (
         FutureWarning,
@@ -277,21 +269,6 @@ def _saved(save: Callable[[object, io.BytesIO], object], obj: object) -> bytes:
     buffer = io.BytesIO()
     save(obj, buffer)
     return buffer.getvalue()
-
-
-@contextlib.contextmanager
-def expected_warnings(expected) -> Iterator[None]:
-    """Drop exactly the warnings listed in `expected`; re-emit every other one afterwards."""
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        yield
-    for w in caught:
-        known = any(
-            issubclass(w.category, cat) and re.match(pattern, str(w.message))
-            for cat, pattern, _why in expected
-        )
-        if not known:
-            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno, source=w.source)
 
 
 class _DropRegistryNoise(logging.Filter):

@@ -22,6 +22,7 @@ import numpy as np
 import torch
 
 from .artifacts import BuildDir, load_module_class
+from .expected_warnings import TORCHSCRIPT_WARNINGS, expected_warnings
 from .spec import Spec
 
 EXECUTION_PROVIDERS = {"cpu": "CPUExecutionProvider", "cuda": "CUDAExecutionProvider"}
@@ -186,10 +187,7 @@ class TorchScript(_TorchRuntime):
     def load(self) -> None:
         super().load()
         try:
-            with warnings.catch_warnings():  # deprecated upstream; still what libtorch loads
-                warnings.filterwarnings(
-                    "ignore", r".*torch\.jit\.load.*deprecated", DeprecationWarning
-                )
+            with expected_warnings(TORCHSCRIPT_WARNINGS):  # still what libtorch loads
                 self.module = torch.jit.load(str(self.out.torchscript), map_location=self.device)
         except Exception as exc:
             raise RuntimeProblem(f"torch.jit.load failed: {_first_line(exc)}") from exc
