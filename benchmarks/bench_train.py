@@ -1,5 +1,5 @@
 """Benchmark, on demand (not a test): training throughput of the generated LeNet-5 against a
-hand-written copy of the same network, in the same loop (lenetc.train.fit) on the same data.
+hand-written copy of the same network, in the same loop (lenetc.train.loop.fit) on the same data.
 
 Takes a spec (default specs/lenet5.yaml); renders and imports its module, writes the hand-written
 LeNet-5 below, and trains each for one epoch on the same synthetic data from the same initial
@@ -27,12 +27,12 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from lenetc.artifacts import load_module_class  # noqa: E402
-from lenetc.config import DatasetConfig  # noqa: E402
-from lenetc.datasets import load_dataset  # noqa: E402
-from lenetc.render import render  # noqa: E402
-from lenetc.shapes import check  # noqa: E402
-from lenetc.spec import load_spec  # noqa: E402
-from lenetc.train import TrainIO, fit  # noqa: E402
+from lenetc.check.shapes import check  # noqa: E402
+from lenetc.spec.config import DatasetConfig  # noqa: E402
+from lenetc.spec.load import load_spec  # noqa: E402
+from lenetc.targets.torch import render  # noqa: E402
+from lenetc.train.datasets import load_dataset  # noqa: E402
+from lenetc.train.loop import TrainIO, fit  # noqa: E402
 
 
 class HandLeNet5(nn.Module):

@@ -1,6 +1,8 @@
 """lenetc: a compiler for small neural networks.
 
-spec.yaml -> load (spec.py) -> check (shapes.py) -> render (render.py) -> train -> export -> verify.
+spec.yaml -> spec/ (load) -> check/ (shapes) -> targets/ (render) -> train/ -> export/
+          -> runtimes/ + verify/ (parity).
+build.py runs the stages in order; cli.py maps errors to exit codes.
 """
 
 __version__ = "0.1.0"

@@ -26,10 +26,10 @@ from .artifacts import (
     write_text,
     write_with,
 )
-from .manifest import write_manifest
-from .render import render
-from .shapes import check
-from .spec import Spec, load_spec
+from .check.shapes import check
+from .export.manifest import write_manifest
+from .spec.load import Spec, load_spec
+from .targets.torch import render
 
 
 @dataclass(frozen=True)
@@ -80,8 +80,11 @@ def build(spec_path: Path, opts: BuildOptions = BuildOptions(), log=print) -> Bu
 
     import torch  # the stages from here on need torch; check and render above must not
 
-    from . import export, train, verify
-    from .datasets import load_dataset
+    from .export.exporters import DataFacts, export_all
+    from .train.datasets import load_dataset
+    from .train.loop import TrainingInterrupted, TrainIO, fit
+    from .verify.parity import verify_build
+    from .verify.table import format_table
 
     torch.manual_seed(spec.train.seed)  # the initial weights; fit() seeds its own draws
     model = load_module_class(out.model_py, spec.class_name)()
@@ -101,7 +104,7 @@ def build(spec_path: Path, opts: BuildOptions = BuildOptions(), log=print) -> Bu
     )
     try:
         with _ctrl_c_stops(opts.stop) as stop:
-            io = train.TrainIO(
+            io = TrainIO(
                 metrics=out.metrics,
                 checkpoint=out.checkpoint,
                 resume=opts.resume,
@@ -110,18 +113,16 @@ def build(spec_path: Path, opts: BuildOptions = BuildOptions(), log=print) -> Bu
                 progress=opts.progress and not opts.quiet,
                 stop=stop,
             )
-            result = train.fit(model, data, spec.train, io)
-    except train.TrainingInterrupted as exc:
+            result = fit(model, data, spec.train, io)
+    except TrainingInterrupted as exc:
         exc.resume_command = f"lenetc build {spec_path} -o {opts.out} --resume"
         raise
     write_json(out.train_json, _train_summary(spec, data, result))
     say(f"test accuracy {result.test_accuracy:.2%} ({result.seconds:.1f} s of training)")
     model.eval()
-    exported = export.export_all(model, spec, export.DataFacts.from_dataset(data), out)
+    exported = export_all(model, spec, DataFacts.from_dataset(data), out)
     say(exported.summary())
-    from .verify_report import format_table
-
-    report = verify.verify_build(out.root)
+    report = verify_build(out.root)
     say(format_table(report))
     write_manifest(out)  # last: it hashes everything above, verify.json included
     return BuildResult(out.root, result.test_accuracy, report.passed, "\n".join(report.failures()))

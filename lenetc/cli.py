@@ -49,9 +49,9 @@ def main() -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object for tools.")
 def check_cmd(spec: Path, as_json: bool) -> None:
     """Check every shape and show how each size is derived. Writes nothing."""
-    from .report import check_json, check_table
-    from .shapes import check
-    from .spec import load_spec
+    from .check.shapes import check
+    from .check.table import check_json, check_table
+    from .spec.load import load_spec
 
     trace = check(load_spec(spec))
     click.echo(check_json(trace) if as_json else check_table(trace))
@@ -68,9 +68,9 @@ def check_cmd(spec: Path, as_json: bool) -> None:
 def render_cmd(spec: Path, output: Path | None) -> None:
     """Print (or write) the generated PyTorch module."""
     from .artifacts import write_text
-    from .render import render
-    from .shapes import check
-    from .spec import load_spec
+    from .check.shapes import check
+    from .spec.load import load_spec
+    from .targets.torch import render
 
     source = render(check(load_spec(spec)))
     if output is None:
@@ -114,7 +114,7 @@ def build_cmd(
     """
     from .build import BuildOptions, build
     from .errors import ParityFailure
-    from .train import TrainingInterrupted
+    from .train.loop import TrainingInterrupted
 
     opts = BuildOptions(
         out=out,
@@ -154,8 +154,8 @@ def verify_cmd(build_dir: Path, atol, rtol, require: tuple[str, ...], as_json: b
     import json
 
     from .errors import ParityFailure
-    from .verify import verify_build
-    from .verify_report import format_table, to_json
+    from .verify.parity import verify_build
+    from .verify.table import format_table, to_json
 
     report = verify_build(build_dir, atol=atol, rtol=rtol, require=tuple(require))
     click.echo(json.dumps(to_json(report), indent=2) if as_json else format_table(report))

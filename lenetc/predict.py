@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import RuntimeFailure, UsageError
-from .onnx_meta import ModelInfo, read
+from .export.onnx_meta import ModelInfo, read
 
 NETPBM = {".pgm", ".ppm", ".pnm", ".pbm"}
 SUPPORTED = ".npy, .pgm, .ppm, .pnm"

@@ -37,7 +37,7 @@ def describe_machine() -> str | None:
     import onnxruntime as ort
     import torch
 
-    from lenetc.runtimes import cuda_device_problem
+    from lenetc.runtimes.cuda import cuda_device_problem
 
     say(f"python {platform.python_version()} on {platform.machine()}")
     say(
@@ -126,8 +126,8 @@ def main() -> int:
         return exc.exit_code
     say(f"built {result.folder} (test accuracy {result.test_accuracy:.2%})")
 
-    from lenetc.verify import verify_build
-    from lenetc.verify_report import format_table
+    from lenetc.verify.parity import verify_build
+    from lenetc.verify.table import format_table
 
     report = verify_build(result.folder, require=("cuda",))
     print(format_table(report), flush=True)

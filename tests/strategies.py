@@ -25,8 +25,8 @@ from typing import Any
 from hypothesis import strategies as st
 from kinds import KINDS, Draw, Shape, _pair, _window_out
 
-from lenetc.spec import Spec, parse_spec
-from lenetc.yamlsafe import load_yaml_text
+from lenetc.spec.load import Spec, parse_spec
+from lenetc.spec.yamlsafe import load_yaml_text
 
 # Examples per property test: a few hundred by default (CI); LENETC_HYPOTHESIS_EXAMPLES=5000 for a
 # thorough run.

@@ -26,11 +26,11 @@ from hypothesis import HealthCheck, assume, given, settings
 from kinds import KINDS
 from strategies import spec_from_dict, valid_specs
 
+from lenetc.check.shapes import ShapeTrace, check
 from lenetc.errors import SpecError
 from lenetc.layers import REGISTRY
-from lenetc.render import forward_lines, render
-from lenetc.shapes import ShapeTrace, check
-from lenetc.spec import load_spec
+from lenetc.spec.load import load_spec
+from lenetc.targets.torch import forward_lines, render
 
 ROOT = Path(__file__).resolve().parent.parent
 SPEC_FILES = sorted((ROOT / "specs").glob("*.yaml")) + sorted((ROOT / "tests/specs").glob("*.yaml"))

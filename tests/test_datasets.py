@@ -15,10 +15,10 @@ import pytest
 from click.testing import CliRunner
 
 from lenetc.cli import main
-from lenetc.config import DatasetConfig
-from lenetc.datasets import fit_samples, load_dataset
 from lenetc.errors import Location, RuntimeFailure, SpecError
-from lenetc.idx import read_idx, write_idx
+from lenetc.spec.config import DatasetConfig
+from lenetc.train.datasets import fit_samples, load_dataset
+from lenetc.train.idx import read_idx, write_idx
 
 AT = Location("spec.yaml", 7)
 

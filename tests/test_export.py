@@ -25,12 +25,13 @@ import numpy as np
 import onnx
 import pytest
 
-from lenetc import __version__, onnx_meta
+from lenetc import __version__
 from lenetc.artifacts import BuildDir
 from lenetc.errors import RuntimeFailure, SpecError
-from lenetc.golden_io import read_test_data
-from lenetc.manifest import artifact_files, check
-from lenetc.spec import load_spec
+from lenetc.export import onnx_meta
+from lenetc.export.golden_io import read_test_data
+from lenetc.export.manifest import artifact_files, check
+from lenetc.spec.load import load_spec
 
 ROOT = Path(__file__).resolve().parent.parent
 SITE = Path(np.__file__).resolve().parent.parent  # the venv's site-packages
@@ -261,7 +262,7 @@ def test_manifest_hashes_every_artifact_and_versions(lenet_build, tmp_path):
 
 
 def test_opset_range_is_enforced_by_the_spec(tmp_path):
-    from lenetc.config import OPSETS
+    from lenetc.spec.config import OPSETS
 
     assert OPSETS == (18, 25)
     text = (ROOT / "specs" / "lenet5.yaml").read_text()
@@ -278,9 +279,9 @@ def test_opset_range_is_enforced_by_the_spec(tmp_path):
 @pytest.fixture()
 def loaded(lenet_build, tmp_path):
     """A copy of the build and its trained module, for tests that export again."""
-    from lenetc.datasets import Dataset
-    from lenetc.export import DataFacts
-    from lenetc.verify import reference_model
+    from lenetc.export.exporters import DataFacts
+    from lenetc.train.datasets import Dataset
+    from lenetc.verify.parity import reference_model
 
     copy = BuildDir(tmp_path / "b")
     shutil.copytree(lenet_build.root, copy.root)
@@ -305,7 +306,7 @@ def loaded(lenet_build, tmp_path):
 def test_highest_opset_exports_and_runs(loaded):
     import dataclasses
 
-    from lenetc.export import export_onnx
+    from lenetc.export.exporters import export_onnx
 
     out, spec, model, facts = loaded
     spec = dataclasses.replace(spec, export=dataclasses.replace(spec.export, opset=25))
@@ -319,7 +320,7 @@ def test_export_failure_names_stage_and_layer_in_one_line(loaded, monkeypatch):
 
     import torch
 
-    from lenetc.export import export_onnx
+    from lenetc.export.exporters import export_onnx
 
     out, spec, model, facts = loaded
     calls = []
@@ -354,7 +355,7 @@ def test_export_failure_names_stage_and_layer_in_one_line(loaded, monkeypatch):
 
 
 def test_export_failure_from_a_traceback_through_model_py(loaded):
-    from lenetc.export_failure import locate
+    from lenetc.export.failure import locate
 
     out, spec, model, facts = loaded
     source = out.model_py.read_text().splitlines()
@@ -366,7 +367,7 @@ def test_export_failure_from_a_traceback_through_model_py(loaded):
 def test_known_warnings_dropped_by_message_others_kept(loaded):
     import warnings
 
-    from lenetc.export import TORCHSCRIPT_WARNINGS, expected_warnings, export_torchscript
+    from lenetc.export.exporters import TORCHSCRIPT_WARNINGS, expected_warnings, export_torchscript
 
     out, spec, model, _ = loaded
     with warnings.catch_warnings(record=True) as caught:
@@ -392,10 +393,10 @@ import os, sys, time
 from pathlib import Path
 import numpy as np
 from lenetc.artifacts import BuildDir
-from lenetc.datasets import Dataset
-from lenetc.export import DataFacts, export_all
-from lenetc.spec import load_spec
-from lenetc.verify import reference_model
+from lenetc.train.datasets import Dataset
+from lenetc.export.exporters import DataFacts, export_all
+from lenetc.spec.load import load_spec
+from lenetc.verify.parity import reference_model
 
 out = BuildDir(Path(sys.argv[1]))
 spec = load_spec(out.spec)
@@ -452,7 +453,7 @@ def test_export_killed_midway_leaves_no_partial_artifact(lenet_build, tmp_path):
 
 
 def test_exception_while_writing_a_folder_keeps_the_old_one(lenet_build, tmp_path, monkeypatch):
-    from lenetc.golden_io import Bundle, write_bundle
+    from lenetc.export.golden_io import Bundle, write_bundle
 
     out = BuildDir(tmp_path / "b")
     shutil.copytree(lenet_build.root, out.root)

@@ -15,7 +15,7 @@ import pytest
 from click.testing import CliRunner
 
 from lenetc.cli import main
-from lenetc.onnx_meta import read
+from lenetc.export.onnx_meta import read
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -18,11 +18,13 @@ from click.testing import CliRunner
 from kinds import KINDS
 from test_codegen import SPEC_FILES, ruff_formatted
 
+from lenetc.check.shapes import check
 from lenetc.cli import main
 from lenetc.layers import REGISTRY
-from lenetc.render import LayerView, environment, fragment, render, templates_dir
-from lenetc.shapes import check
-from lenetc.spec import load_spec
+from lenetc.spec.load import load_spec
+from lenetc.targets.templates import environment, fragment, templates_dir
+from lenetc.targets.torch import render
+from lenetc.targets.values import LayerView
 
 ROOT = Path(__file__).resolve().parent.parent
 TEMPLATES = templates_dir() / "torch"
@@ -45,8 +47,8 @@ def test_render_is_deterministic_across_processes_and_hash_seeds() -> None:
     never imports torch, and no path, time or version gets into the file."""
     script = (
         "import json, sys; from pathlib import Path;"
-        "from lenetc.render import render; from lenetc.shapes import check;"
-        "from lenetc.spec import load_spec;"
+        "from lenetc.targets.torch import render; from lenetc.check.shapes import check;"
+        "from lenetc.spec.load import load_spec;"
         "out = {p: render(check(load_spec(p))) for p in sys.argv[1:]};"
         "assert 'torch' not in sys.modules, 'render imported torch';"
         "print(json.dumps(out))"

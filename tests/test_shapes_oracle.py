@@ -27,11 +27,11 @@ import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from lenetc.check.shapes import check
 from lenetc.errors import SpecError
 from lenetc.layers import REGISTRY
-from lenetc.shapes import check
-from lenetc.spec import parse_spec
-from lenetc.yamlsafe import load_yaml_text
+from lenetc.spec.load import parse_spec
+from lenetc.spec.yamlsafe import load_yaml_text
 from tests.strategies import (
     EXAMPLES,
     KINDS,

@@ -15,7 +15,7 @@ from click.testing import CliRunner
 
 from lenetc.cli import main
 from lenetc.errors import SpecError
-from lenetc.spec import load_spec
+from lenetc.spec.load import load_spec
 
 ROOT = Path(__file__).resolve().parent.parent
 INVALID = sorted((ROOT / "specs" / "invalid").glob("*.yaml"))

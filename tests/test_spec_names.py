@@ -8,8 +8,8 @@ import pytest
 import torch
 
 from lenetc.errors import SpecError
-from lenetc.spec import MODULE_ATTRIBUTES, load_spec, parse_spec
-from lenetc.yamlsafe import load_yaml_text
+from lenetc.spec.load import MODULE_ATTRIBUTES, load_spec, parse_spec
+from lenetc.spec.yamlsafe import load_yaml_text
 
 ROOT = Path(__file__).resolve().parent.parent
 

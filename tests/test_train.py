@@ -22,10 +22,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from lenetc.config import DatasetConfig, OptimizerConfig, ScheduleConfig, TrainConfig
-from lenetc.datasets import load_dataset
 from lenetc.errors import RuntimeFailure
-from lenetc.train import TrainingInterrupted, TrainIO, evaluate, fit
+from lenetc.spec.config import DatasetConfig, OptimizerConfig, ScheduleConfig, TrainConfig
+from lenetc.train.datasets import load_dataset
+from lenetc.train.loop import TrainingInterrupted, TrainIO, evaluate, fit
 
 ROOT = Path(__file__).resolve().parent.parent
 QUIET = TrainIO(log=lambda line: None)
@@ -294,7 +294,7 @@ def test_cli_ctrl_c_and_kill_then_resume_end_with_the_uninterrupted_weights(tmp_
 
 def test_schedule_shorthand_and_early_stopping_needs_validation(tmp_path):
     from lenetc.errors import SpecError
-    from lenetc.spec import load_spec
+    from lenetc.spec.load import load_spec
 
     head = "name: t\ninput: {shape: [4]}\nlayers:\n  - {type: linear, out_features: 2}\ntrain:\n"
     (tmp_path / "ok.yaml").write_text(head + "  schedule: cosine\n")

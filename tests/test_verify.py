@@ -17,8 +17,8 @@ from onnx import numpy_helper
 from lenetc.artifacts import BuildDir
 from lenetc.cli import main
 from lenetc.errors import EXIT_PARITY
-from lenetc.spec import load_spec
-from lenetc.verify import make_cases, reference_model, verify_build
+from lenetc.spec.load import load_spec
+from lenetc.verify.parity import make_cases, reference_model, verify_build
 
 pytestmark = pytest.mark.slow
 
@@ -179,14 +179,15 @@ def test_a_silent_fallback_from_cuda_to_cpu_is_a_failure(build, monkeypatch):
     """onnxruntime is made to *list* CUDA; the session it builds really runs on the CPU only."""
     import onnxruntime
 
-    import lenetc.runtimes as runtimes
+    from lenetc.runtimes import onnxruntime as ort_adapter
+    from lenetc.runtimes import torch_family
 
     listed = onnxruntime.get_available_providers()
     monkeypatch.setattr(
         onnxruntime, "get_available_providers", lambda: ["CUDAExecutionProvider", *listed]
     )
-    monkeypatch.setattr(runtimes, "cuda_device_problem", lambda: None)
-    monkeypatch.setattr(runtimes, "torch_cuda_problem", lambda: "not under test")
+    monkeypatch.setattr(ort_adapter, "cuda_device_problem", lambda: None)
+    monkeypatch.setattr(torch_family, "torch_cuda_problem", lambda: "not under test")
     report = verify_build(build.root)
     rows = {r.runtime: r for r in report.runtimes}
     row = rows["onnxruntime[cuda]"]

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from ..fields import choice, integer, number
+from ..spec.fields import choice, integer, number
 from .base import (
     Inferred,
     LayerInput,

@@ -13,7 +13,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..fields import REQUIRED, Parser
+from ..spec.fields import REQUIRED, Parser
 
 Shape = tuple[int, ...]
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from ..fields import FieldError, boolean, integer, pair
+from ..spec.fields import FieldError, boolean, integer, pair
 from .base import (
     Inferred,
     LayerInput,

@@ -18,8 +18,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from .artifacts import BuildDir, atomic_dir, write_with
-from .spec import Spec
+from ..artifacts import BuildDir, atomic_dir, write_with
+from ..spec.load import Spec
 
 N_REAL = 16
 N_RANDOM = 8

@@ -4,7 +4,7 @@ Takes the module (eval mode), the spec and DataFacts (the dataset's name, normal
 and held-out samples); writes each artifact atomically into the build folder, then the golden
 I/O bundle (golden_io.py), and returns an ExportReport (seconds per artifact, the proven batch
 sizes). A failure is one RuntimeFailure line naming the stage and, where it can be found, the
-layer (export_failure.py).
+layer (failure.py).
 
 Warnings are handled one by one (see `expected_warnings`): the ones we know and accept are
 dropped by exact message, anything else is re-emitted so that a new problem stays visible.
@@ -24,12 +24,13 @@ import numpy as np
 import torch
 from torch import nn
 
-from . import __version__, golden_io, onnx_meta
-from .artifacts import BuildDir, write_bytes
-from .errors import RuntimeFailure
-from .expected_warnings import TORCHSCRIPT_WARNINGS, expected_warnings
-from .export_failure import failure
-from .spec import Spec
+from .. import __version__
+from ..artifacts import BuildDir, write_bytes
+from ..errors import RuntimeFailure
+from ..expected_warnings import TORCHSCRIPT_WARNINGS, expected_warnings
+from ..spec.load import Spec
+from . import golden_io, onnx_meta
+from .failure import failure
 
 INPUT_NAME = "input"
 OUTPUT_NAME = "logits"

@@ -13,8 +13,8 @@ import importlib.metadata
 import platform
 from pathlib import Path
 
-from . import __version__
-from .artifacts import BuildDir, write_json
+from .. import __version__
+from ..artifacts import BuildDir, write_json
 
 DISTRIBUTIONS = ("torch", "onnx", "onnxruntime", "onnxscript", "numpy")
 

@@ -3,7 +3,7 @@
 Takes a path to YAML; returns a frozen Spec whose layers are Nodes with explicit inputs (a chain
 today, a graph later), parsed keys, and YAML lines. Raises SpecError listing every problem found:
 unknown types and keys (with the nearest known one), wrong types and ranges, unsafe names. Shapes
-are not checked here (shapes.py does). No torch import.
+are not checked here (check/shapes.py does). No torch import.
 """
 
 from __future__ import annotations
@@ -16,10 +16,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ..errors import SpecError
+from ..layers import REGISTRY
 from .config import ExportConfig, TrainConfig, VerifyConfig, read_export, read_train, read_verify
-from .errors import SpecError
 from .fields import FieldError, Reporter, Section, describe, integer, nearest, text
-from .layers import REGISTRY
 from .yamlsafe import YList, YMap, line_of, load_yaml
 
 INPUT = "input"  # the name of the graph input, which the first node reads

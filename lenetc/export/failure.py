@@ -18,9 +18,9 @@ import re
 import traceback
 from pathlib import Path
 
-from .artifacts import BuildDir
-from .errors import RuntimeFailure
-from .spec import Node, Spec
+from ..artifacts import BuildDir
+from ..errors import RuntimeFailure
+from ..spec.load import Node, Spec
 
 # ATen ops (as FX names their nodes) -> the layer types that produce them.
 ATEN_LAYER_TYPES = {

@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from .errors import Location, Problem
+from ..errors import Location, Problem
 from .yamlsafe import YList, YMap, line_of
 
 MAX_INT = 1 << 20  # no size in a small network is a million; larger is a typo or an attack

@@ -14,104 +14,20 @@ A runtime that cannot run here is "unavailable" with the reason, a failure when 
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from .artifacts import BuildDir, load_module_class, write_json
-from .divergence import Divergence, locate, parameter_diffs
-from .errors import RuntimeFailure
-from .export import OUTPUT_NAME
-from .runtimes import Runtime, RuntimeProblem, plan
-from .spec import Spec, load_spec
-
-PASS, FAIL, UNAVAILABLE = "PASS", "FAIL", "unavailable"
-
-
-@dataclass
-class Case:
-    """One input batch: seeded random values, or real held-out samples with their labels."""
-
-    kind: str  # "random" | "heldout"
-    x: np.ndarray
-    y: np.ndarray | None = None
-
-    @property
-    def label(self) -> str:
-        return f"{self.kind} batch {len(self.x)}"
-
-
-@dataclass
-class OutputResult:
-    output: str
-    max_abs: float = 0.0
-    max_rel: float = 0.0  # over elements with |ref| >= atol: below that, atol governs
-    min_atol: float = 0.0  # the smallest atol that passes at the given rtol
-    min_rtol: float = 0.0  # the smallest rtol that passes at the given atol
-    worst: str = ""  # the case and element of max_abs
-    out_of_tolerance: int = 0
-    elements: int = 0
-    argmax_agreement: float | None = None  # on the held-out samples
-    accuracy: float | None = None
-    samples: int = 0  # held-out samples behind the two above
-    passed: bool = True
-    problem: str | None = None  # a shape mismatch or a missing output
-
-
-@dataclass
-class RuntimeResult:
-    runtime: str
-    artifact: str
-    device: str
-    status: str = PASS
-    reason: str | None = None
-    outputs: list[OutputResult] = field(default_factory=list)
-    divergence: Divergence | None = None
-    notes: list[str] = field(default_factory=list)  # e.g. weights differing within tolerance
-    seconds: float = 0.0
-
-
-@dataclass
-class Report:
-    build: str
-    spec_file: str
-    atol: float
-    rtol: float
-    batch_sizes: list[int]
-    inputs: list[str]
-    reference: str
-    reference_accuracy: float | None
-    required: list[str]
-    runtimes: list[RuntimeResult] = field(default_factory=list)
-    seconds: float = 0.0
-
-    @property
-    def passed(self) -> bool:
-        return all(r.status != FAIL for r in self.runtimes)
-
-    def failures(self) -> list[str]:
-        """One line per failing runtime: which runtime, which output, by how much, and where."""
-        lines = []
-        for r in self.runtimes:
-            if r.status != FAIL:
-                continue
-            bad = [o for o in r.outputs if not o.passed]
-            if not bad:
-                lines.append(f"{r.runtime} ({r.artifact}): {r.reason}")
-                continue
-            for o in bad:
-                text = f"{r.runtime} ({r.artifact}): output {o.output} "
-                text += o.problem or (
-                    f"max |ref - out| = {o.max_abs:.2e} at {o.worst} (atol {self.atol:.0e}, "
-                    f"rtol {self.rtol:.0e}; the smallest atol that passes is {o.min_atol:.1e}); "
-                    f"{o.out_of_tolerance}/{o.elements} elements out of tolerance"
-                )
-                if r.divergence is not None:
-                    text += "; " + r.divergence.describe(self.spec_file)
-                lines.append(text)
-        return lines
+from ..artifacts import BuildDir, load_module_class, write_json
+from ..errors import RuntimeFailure
+from ..export.exporters import OUTPUT_NAME
+from ..runtimes import plan
+from ..runtimes.base import Runtime, RuntimeProblem
+from ..spec.load import Spec, load_spec
+from .divergence import locate, parameter_diffs
+from .results import FAIL, PASS, UNAVAILABLE, Case, OutputResult, Report, RuntimeResult
+from .table import to_json
 
 
 def reference_model(out: BuildDir, spec: Spec) -> torch.nn.Module:
@@ -165,8 +81,6 @@ def verify_build(
         report.runtimes.append(result)
     report.seconds = round(time.perf_counter() - started, 3)
     if write:
-        from .verify_report import to_json
-
         write_json(out.verify_json, to_json(report))
     return report
 

@@ -30,9 +30,9 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm import tqdm
 
-from .artifacts import write_text
+from ..artifacts import write_text
+from ..spec.config import TrainConfig
 from .checkpoint import load_checkpoint, restore, save_checkpoint
-from .config import TrainConfig
 from .datasets import Dataset
 
 

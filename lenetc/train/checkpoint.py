@@ -16,8 +16,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from .artifacts import write_with
-from .errors import RuntimeFailure
+from ..artifacts import write_with
+from ..errors import RuntimeFailure
 
 FORMAT = 1
 

@@ -14,7 +14,7 @@ import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from .errors import RuntimeFailure
+from ..errors import RuntimeFailure
 
 # Every key export writes; tests check this exact set, docs/readme-export.md lists them.
 KEYS = (

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json
 
-from .layers.base import fmt_shape
+from ..layers.base import fmt_shape
 from .shapes import ShapeTrace
 
 

@@ -11,10 +11,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .errors import Location, Problem, SpecError
-from .layers import REGISTRY, Inferred, LayerInput, ShapeProblem
-from .layers.base import Shape, fmt_shape, numel
-from .spec import INPUT, Node, Spec
+from ..errors import Location, Problem, SpecError
+from ..layers import REGISTRY, Inferred, LayerInput, ShapeProblem
+from ..layers.base import Shape, fmt_shape, numel
+from ..spec.load import INPUT, Node, Spec
 
 MAX_PARAMS = 50_000_000  # 200 MB of float32 weights: far past a "small network"
 MAX_ACTIVATIONS = 32_000_000  # elements of one sample's largest tensor (128 MB in float32)

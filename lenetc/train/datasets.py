@@ -15,8 +15,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .config import DatasetConfig
-from .errors import Location, Problem, RuntimeFailure, SpecError
+from ..errors import Location, Problem, RuntimeFailure, SpecError
+from ..spec.config import DatasetConfig
 from .idx import read_idx
 
 

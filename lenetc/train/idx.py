@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import RuntimeFailure
+from ..errors import RuntimeFailure
 
 # type code -> numpy dtype, all big-endian as the format requires
 DTYPES = {

@@ -21,9 +21,9 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from .layers import REGISTRY
-from .runtimes import Observed, Runtime
-from .spec import Node, Spec
+from ..layers import REGISTRY
+from ..runtimes.base import Observed, Runtime
+from ..spec.load import Node, Spec
 
 
 @dataclass

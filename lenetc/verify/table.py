@@ -1,7 +1,7 @@
 """Stage 6, verify (report): a parity Report -> the terminal table and the verify.json object.
 
-Takes the Report that verify.verify_build collected; returns text or a JSON-ready dict. Collect
-(verify.py), locate (divergence.py), format (here): no arithmetic here beyond rounding for print.
+Takes the Report that parity.verify_build collected; returns text or a JSON-ready dict. Collect
+(parity.py), locate (divergence.py), format (here): no arithmetic here beyond rounding for print.
 """
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import asdict
 from typing import Any
 
-from .verify import FAIL, UNAVAILABLE, Report
+from .results import FAIL, UNAVAILABLE, Report
 
 HEADER = (
     "runtime",

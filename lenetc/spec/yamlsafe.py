@@ -17,7 +17,7 @@ import yaml
 from yaml.constructor import SafeConstructor
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
-from .errors import Location, Problem, SpecError
+from ..errors import Location, Problem, SpecError
 
 MAX_SPEC_BYTES = 256 * 1024  # a spec is a page of YAML; anything this big is not one
 MAX_DEPTH = 16  # specs nest four levels deep; a deeper document is malformed or hostile

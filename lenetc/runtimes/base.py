@@ -1,0 +1,68 @@
+"""Runtimes (base): what every runtime adapter offers, and the errors it raises.
+
+An adapter takes the build folder and runs float32 inputs through one artifact on one runtime and
+device. It says why it cannot run here (`unavailable`), loads its artifact (`load`, raising
+RuntimeProblem or SilentFallback), and returns outputs as numpy arrays (`run`). To locate a
+divergence it also offers its intermediate tensors in execution order (`observe`), its layer
+submodules (`layer`) and its parameters by their names in the artifact (`parameters`), where it can.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Callable
+
+import numpy as np
+import torch
+
+from ..artifacts import BuildDir
+from ..spec.load import Spec
+
+Observed = list[tuple[str, np.ndarray]]
+
+
+class RuntimeProblem(Exception):
+    """The artifact could not be loaded or run on this runtime: a failure, with the cause."""
+
+
+class SilentFallback(RuntimeProblem):
+    """An execution provider was requested, but the session runs without it."""
+
+
+class Runtime(abc.ABC):
+    """One artifact on one runtime and device. Subclasses fill in what they can do."""
+
+    name = ""
+    artifact = ""
+    device = "cpu"
+    static_batch: int | None = None  # an ONNX graph exported without a dynamic batch axis
+
+    def __init__(self, out: BuildDir, spec: Spec) -> None:
+        self.out = out
+        self.spec = spec
+
+    def unavailable(self) -> str | None:
+        return None
+
+    def load(self) -> None:
+        path = self.out.root / self.artifact
+        if not path.is_file():
+            raise RuntimeProblem(f"{path.name} is missing from the build folder")
+
+    @abc.abstractmethod
+    def run(self, x: np.ndarray) -> list[np.ndarray]:
+        """The artifact's outputs for a float32 batch."""
+
+    def observe(self, x: np.ndarray) -> Observed | None:
+        return None
+
+    def layer(self, name: str) -> Callable[[torch.Tensor], torch.Tensor] | None:
+        return None
+
+    def parameters(self) -> dict[str, np.ndarray] | None:
+        return None
+
+
+def first_line(exc: BaseException) -> str:
+    lines = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {lines[0]}" if lines else type(exc).__name__

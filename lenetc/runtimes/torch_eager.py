@@ -1,0 +1,24 @@
+"""Runtime torch[cpu|cuda]: the generated model.py with weights.pt, in float32."""
+
+from __future__ import annotations
+
+import torch
+
+from ..artifacts import load_module_class
+from .torch_family import TorchRuntime
+
+
+class TorchEager(TorchRuntime):
+    """The generated model.py with weights.pt, in float32: what training produced."""
+
+    kind = "torch"
+    artifact = "model.py"
+
+    def load(self) -> None:
+        super().load()
+        model = load_module_class(self.out.model_py, self.spec.class_name)()
+        model.load_state_dict(torch.load(self.out.weights, weights_only=True))
+        self.module = model.eval().to(self.device)
+
+    def _graph_module(self):
+        return torch.fx.symbolic_trace(self.module)

@@ -1,0 +1,7 @@
+"""Stage 4, train: the generated module + a dataset -> trained weights and metrics.
+
+In: the module built from model.py, a DatasetConfig and the TrainConfig. Out: trained weights,
+metrics.jsonl and a TrainResult. datasets.py and idx.py load and normalize data (digits, idx,
+npz, synthetic); loop.py runs forward, loss, backward and the optimizer step; checkpoint.py
+saves and restores the whole training state for an exact --resume.
+"""
