@@ -5,7 +5,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 SPEC ?= specs/lenet5.yaml
 
-.PHONY: demo test lint clean-build
+.PHONY: demo test lint clean-build embed-deps
 
 demo: $(VENV)/.installed
 	$(BIN)/lenetc build $(SPEC)
@@ -22,6 +22,15 @@ $(VENV)/.installed: pyproject.toml constraints.txt
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q -c constraints.txt -e '.[dev]'
 	touch $@
+
+# The JavaScript and browser side of the parity proof and the report: headless Chromium (Debian's
+# package; needs root or sudo) and the npm packages pinned in js/package-lock.json. onnxruntime-node's
+# post-install would download CUDA files, so it is skipped: the CPU binaries ship in the package.
+embed-deps:
+	@command -v chromium >/dev/null || { \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; \
+	  else sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; fi; }
+	cd js && ONNXRUNTIME_NODE_INSTALL=skip npm ci --no-audit --no-fund --ignore-scripts
 
 clean-build:
 	rm -rf build
