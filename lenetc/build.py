@@ -43,6 +43,8 @@ class BuildOptions:
     resume: bool = False  # continue from build/<name>/checkpoint.pt
     progress: bool = False  # a progress bar per epoch on stderr (the CLI: when it is a terminal)
     stop: Callable[[], bool] | None = None  # polled after each batch, as Ctrl-C is; for tests
+    runtimes: tuple[str, ...] = ()  # verify only these (--runtime); () = verify.runtimes, or all
+    require: tuple[str, ...] = ()  # these must run here (--require)
 
 
 @dataclass(frozen=True)
@@ -122,7 +124,7 @@ def build(spec_path: Path, opts: BuildOptions = BuildOptions(), log=print) -> Bu
     model.eval()
     exported = export_all(model, spec, DataFacts.from_dataset(data), out)
     say(exported.summary())
-    report = verify_build(out.root)
+    report = verify_build(out.root, require=opts.require, runtimes=opts.runtimes)
     say(format_table(report))
     write_manifest(out)  # last: it hashes everything above, verify.json included
     return BuildResult(out.root, result.test_accuracy, report.passed, "\n".join(report.failures()))

@@ -15,6 +15,21 @@ from . import __version__
 from .errors import EXIT_RUNTIME, LenetcError
 
 SPEC = click.Path(path_type=Path, dir_okay=False)
+RUNTIME_OPTION = click.option(
+    "--runtime",
+    "runtime",
+    multiple=True,
+    metavar="NAME",
+    help="Verify only this runtime (repeatable): tract, openvino, onnxruntime-node, "
+    "onnxruntime-web, libtorch, torch, onnxruntime[cpu] ... Default: verify.runtimes, else all.",
+)
+REQUIRE_OPTION = click.option(
+    "--require",
+    multiple=True,
+    metavar="NAME",
+    help="Fail, instead of listing as unavailable, this runtime (or device: cuda) when it cannot "
+    "run here (repeatable).",
+)
 
 
 class Group(click.Group):
@@ -103,9 +118,21 @@ def render_cmd(spec: Path, output: Path | None) -> None:
     help="Continue an interrupted build from its checkpoint; ends with the same weights.",
 )
 @click.option("-q", "--quiet", is_flag=True, help="Print only the result line.")
+@RUNTIME_OPTION
+@REQUIRE_OPTION
 @click.pass_context
 def build_cmd(
-    ctx: click.Context, spec: Path, out: Path, epochs, batch_size, lr, seed, resume, quiet: bool
+    ctx: click.Context,
+    spec: Path,
+    out: Path,
+    epochs,
+    batch_size,
+    lr,
+    seed,
+    resume,
+    quiet: bool,
+    runtime: tuple[str, ...],
+    require: tuple[str, ...],
 ) -> None:
     """Check, render, train, export and verify: the whole pipeline.
 
@@ -125,6 +152,8 @@ def build_cmd(
         quiet=quiet,
         resume=resume,
         progress=sys.stderr.isatty(),
+        runtimes=tuple(runtime),
+        require=tuple(require),
     )
     try:
         result = build(spec, opts)
@@ -142,14 +171,12 @@ def build_cmd(
 @click.argument("build_dir", type=click.Path(path_type=Path, file_okay=False, exists=True))
 @click.option("--atol", type=click.FloatRange(0, 1), help="Override verify.atol of the spec.")
 @click.option("--rtol", type=click.FloatRange(0, 1), help="Override verify.rtol of the spec.")
-@click.option(
-    "--require",
-    type=click.Choice(["cpu", "cuda"]),
-    multiple=True,
-    help="Fail, instead of listing as unavailable, a runtime on this device that cannot run here.",
-)
+@RUNTIME_OPTION
+@REQUIRE_OPTION
 @click.option("--json", "as_json", is_flag=True, help="Print verify.json's object, not the table.")
-def verify_cmd(build_dir: Path, atol, rtol, require: tuple[str, ...], as_json: bool) -> None:
+def verify_cmd(
+    build_dir: Path, atol, rtol, runtime: tuple[str, ...], require: tuple[str, ...], as_json: bool
+) -> None:
     """Prove the exported artifacts compute what the torch module computes."""
     import json
 
@@ -157,7 +184,9 @@ def verify_cmd(build_dir: Path, atol, rtol, require: tuple[str, ...], as_json: b
     from .verify.parity import verify_build
     from .verify.table import format_table, to_json
 
-    report = verify_build(build_dir, atol=atol, rtol=rtol, require=tuple(require))
+    report = verify_build(
+        build_dir, atol=atol, rtol=rtol, require=tuple(require), runtimes=tuple(runtime)
+    )
     click.echo(json.dumps(to_json(report), indent=2) if as_json else format_table(report))
     if not report.passed:
         raise ParityFailure("parity check failed: " + "\n".join(report.failures()))

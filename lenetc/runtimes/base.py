@@ -33,9 +33,13 @@ class Runtime(abc.ABC):
     """One artifact on one runtime and device. Subclasses fill in what they can do."""
 
     name = ""
+    kind = ""  # the registered name (registry.py) this row belongs to
     artifact = ""
     device = "cpu"
     static_batch: int | None = None  # an ONNX graph exported without a dynamic batch axis
+    # Set by load() where the runtime computes below float32 on its own (OpenVINO's bf16 default
+    # on CPUs with AMX): the row is then shown, judged, and a failure is a warning unless required.
+    reduced_precision: str | None = None
 
     def __init__(self, out: BuildDir, spec: Spec) -> None:
         self.out = out
@@ -43,6 +47,11 @@ class Runtime(abc.ABC):
 
     def unavailable(self) -> str | None:
         return None
+
+    @property
+    def expected_in_ci(self) -> bool:
+        """CI (CI=true) installs every runtime that needs no hardware: there, unavailable fails."""
+        return self.device == "cpu"
 
     def load(self) -> None:
         path = self.out.root / self.artifact
@@ -52,6 +61,10 @@ class Runtime(abc.ABC):
     @abc.abstractmethod
     def run(self, x: np.ndarray) -> list[np.ndarray]:
         """The artifact's outputs for a float32 batch."""
+
+    def run_many(self, xs: list[np.ndarray]) -> list[list[np.ndarray]]:
+        """Outputs for several batches; a runtime in another process runs them in one go."""
+        return [self.run(x) for x in xs]
 
     def observe(self, x: np.ndarray) -> Observed | None:
         return None

@@ -6,6 +6,7 @@ import numpy as np
 
 from .base import Observed, RuntimeProblem, first_line
 from .onnx_model import OnnxModelRuntime
+from .registry import RuntimeKind, register
 
 
 class OnnxReference(OnnxModelRuntime):
@@ -29,3 +30,6 @@ class OnnxReference(OnnxModelRuntime):
         values = self.evaluator.run(None, {self.input_name: x}, intermediate=True)
         labels = [o for node in self.model.graph.node for o in node.output if o]
         return [(name, np.asarray(values[name])) for name in labels if name in values]
+
+
+register(RuntimeKind("onnx.reference", 50, lambda t: [OnnxReference(t.out, t.spec)]))

@@ -17,6 +17,7 @@ from ..spec.load import Spec
 from .base import Observed, RuntimeProblem, SilentFallback, first_line
 from .cuda import CUDA_PROVIDER_OPTIONS, cuda_device_problem
 from .onnx_model import OnnxModelRuntime
+from .registry import RuntimeKind, register
 
 EXECUTION_PROVIDERS = {"cpu": "CPUExecutionProvider", "cuda": "CUDAExecutionProvider"}
 
@@ -78,3 +79,8 @@ class OnnxRuntime(OnnxModelRuntime):
         names = [o.name for o in session.get_outputs()]
         values = dict(zip(names, session.run(None, {self.input_name: x})))
         return [(name, values[name]) for name in labels if name in values]
+
+
+register(
+    RuntimeKind("onnxruntime", 40, lambda t: [OnnxRuntime(t.out, t.spec, p) for p in t.providers])
+)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 
 from ..artifacts import load_module_class
+from .registry import RuntimeKind, register
 from .torch_family import TorchRuntime
 
 
@@ -22,3 +23,6 @@ class TorchEager(TorchRuntime):
 
     def _graph_module(self):
         return torch.fx.symbolic_trace(self.module)
+
+
+register(RuntimeKind("torch", 10, lambda t: [TorchEager(t.out, t.spec, d) for d in t.devices]))

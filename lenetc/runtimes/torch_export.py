@@ -6,6 +6,7 @@ import numpy as np
 import torch
 
 from .base import RuntimeProblem, first_line
+from .registry import RuntimeKind, register
 from .torch_family import TorchRuntime
 
 
@@ -28,3 +29,8 @@ class TorchProgram(TorchRuntime):
 
     def _graph_module(self):
         return self.module
+
+
+register(
+    RuntimeKind("torch.export", 30, lambda t: [TorchProgram(t.out, t.spec, d) for d in t.devices])
+)

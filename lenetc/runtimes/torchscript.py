@@ -6,6 +6,7 @@ import torch
 
 from ..expected_warnings import TORCHSCRIPT_WARNINGS, expected_warnings
 from .base import RuntimeProblem, first_line
+from .registry import RuntimeKind, register
 from .torch_family import TorchRuntime
 
 
@@ -21,3 +22,8 @@ class TorchScript(TorchRuntime):
         except Exception as exc:
             raise RuntimeProblem(f"torch.jit.load failed: {first_line(exc)}") from exc
         self.module.eval()
+
+
+register(
+    RuntimeKind("torchscript", 20, lambda t: [TorchScript(t.out, t.spec, d) for d in t.devices])
+)

@@ -7,10 +7,22 @@ bad layer and a bad learning rate reports both in one run. No torch import.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Any
 
-from .fields import Reporter, Section, boolean, choice, int_list, integer, number, text
+from .fields import (
+    FieldError,
+    Reporter,
+    Section,
+    boolean,
+    choice,
+    describe,
+    int_list,
+    integer,
+    number,
+    text,
+)
 from .yamlsafe import YList, YMap
 
 DATASETS = ("digits", "idx", "npz", "synthetic")
@@ -84,6 +96,10 @@ class VerifyConfig:
     rtol: float = 1e-4
     batch_sizes: tuple[int, ...] = (1, 3, 64)
     providers: tuple[str, ...] = ("cpu", "cuda")
+    # runtimes/ registry names or row names (tract, openvino, onnxruntime[cpu] ...); () = every
+    # registered runtime. Checked against the registry when verify runs (spec/ cannot see it).
+    runtimes: tuple[str, ...] = ()
+    runtimes_line: int = 0
 
 
 def _fields(cls: type) -> list[str]:
@@ -231,7 +247,8 @@ def read_export(data: Any, report: Reporter, line: int) -> ExportConfig:
 
 
 def read_verify(data: Any, report: Reporter, line: int) -> VerifyConfig:
-    s = Section(data, _fields(VerifyConfig), report, where="verify", line=line)
+    known = [f for f in _fields(VerifyConfig) if f != "runtimes_line"]
+    s = Section(data, known, report, where="verify", line=line)
     d = VerifyConfig()
     tol = number(0.0, 1.0)
     providers = s.get("providers", _providers, d.providers)
@@ -240,6 +257,8 @@ def read_verify(data: Any, report: Reporter, line: int) -> VerifyConfig:
         rtol=s.get("rtol", tol, d.rtol),
         batch_sizes=s.get("batch_sizes", int_list(integer(1, 4096), 1, 16), d.batch_sizes),
         providers=providers,
+        runtimes=s.get("runtimes", _runtime_names, d.runtimes),
+        runtimes_line=s.line("runtimes") if s.has("runtimes") else 0,
     )
 
 
@@ -248,3 +267,18 @@ def _providers(value: Any) -> tuple[str, ...]:
         value = [value]
     out = tuple(choice(*PROVIDERS)(v) for v in value)
     return tuple(dict.fromkeys(out))
+
+
+def _runtime_names(value: Any) -> tuple[str, ...]:
+    """verify.runtimes: one name or a list of them; which names exist is the registry's business."""
+    if not isinstance(value, YList):
+        value = [value]
+    names = []
+    for v in value:
+        if not isinstance(v, str) or not re.fullmatch(r"[a-z][a-z0-9.+_\-]*(\[[a-z0-9+,]+\])?", v):
+            raise FieldError(
+                f"expected runtime names such as tract or onnxruntime[cpu], found {describe(v)}",
+                hint="lenetc verify --help lists them; leave verify.runtimes out for every one",
+            )
+        names.append(v)
+    return tuple(dict.fromkeys(names))

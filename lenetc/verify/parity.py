@@ -13,6 +13,7 @@ A runtime that cannot run here is "unavailable" with the reason, a failure when 
 
 from __future__ import annotations
 
+import os
 import time
 from pathlib import Path
 
@@ -22,11 +23,11 @@ import torch
 from ..artifacts import BuildDir, load_module_class, write_json
 from ..errors import RuntimeFailure
 from ..export.exporters import OUTPUT_NAME
-from ..runtimes import plan
-from ..runtimes.base import Runtime, RuntimeProblem
+from ..runtimes import matches, plan
+from ..runtimes.base import Runtime, RuntimeProblem, first_line
 from ..spec.load import Spec, load_spec
 from .divergence import locate, parameter_diffs
-from .results import FAIL, PASS, UNAVAILABLE, Case, OutputResult, Report, RuntimeResult
+from .results import FAIL, PASS, UNAVAILABLE, WARN, Case, OutputResult, Report, RuntimeResult
 from .table import to_json
 
 
@@ -43,6 +44,7 @@ def verify_build(
     rtol: float | None = None,
     require: tuple[str, ...] = (),
     write: bool = True,
+    runtimes: tuple[str, ...] = (),
 ) -> Report:
     started = time.perf_counter()
     out = BuildDir(Path(root))
@@ -57,7 +59,7 @@ def verify_build(
     cases = make_cases(out, spec)
     with torch.no_grad():
         refs = [_outputs(model64(torch.from_numpy(c.x).double())) for c in cases]
-    providers = tuple(dict.fromkeys(spec.verify.providers + tuple(require)))
+    rows = _plan(out, spec, runtimes, require)
     report = Report(
         build=str(out.root),
         spec_file=str(out.spec),
@@ -69,11 +71,11 @@ def verify_build(
         reference_accuracy=_accuracy(cases, refs),
         required=list(require),
     )
-    for runtime in plan(out, spec, providers):
+    for runtime in rows:
         t0 = time.perf_counter()
-        result = check_runtime(runtime, cases, refs, atol, rtol, require)
+        result, got = check_runtime(runtime, cases, refs, atol, rtol, require)
         if result.status == FAIL and result.outputs:
-            worst = _worst_case(runtime, cases, refs, atol, rtol)
+            worst = _worst_case(cases, refs, got, atol, rtol)
             result.divergence = locate(runtime, spec, model64, weights, worst.x, atol, rtol)
         elif result.status == PASS:  # within tolerance, yet not the trained weights: say so
             result.notes = [text for _, text in parameter_diffs(runtime, weights, spec)]
@@ -83,6 +85,18 @@ def verify_build(
     if write:
         write_json(out.verify_json, to_json(report))
     return report
+
+
+def _plan(out: BuildDir, spec: Spec, runtimes: tuple[str, ...], require: tuple[str, ...]):
+    """The rows asked for: --runtime, else verify.runtimes, else every registered one."""
+    if runtimes:
+        return plan(out, spec, spec.verify.providers, runtimes, require)
+    where = f"{out.spec}:{spec.verify.runtimes_line} verify.runtimes"
+    return plan(out, spec, spec.verify.providers, spec.verify.runtimes, require, where)
+
+
+def _ci() -> bool:
+    return os.environ.get("CI", "").lower() == "true"
 
 
 def make_cases(out: BuildDir, spec: Spec) -> list[Case]:
@@ -101,36 +115,48 @@ def make_cases(out: BuildDir, spec: Spec) -> list[Case]:
 
 def check_runtime(
     runtime: Runtime, cases: list[Case], refs: list, atol: float, rtol: float, require
-) -> RuntimeResult:
+) -> tuple[RuntimeResult, list]:
+    """The runtime's row, and its outputs per case (empty when it could not run)."""
     result = RuntimeResult(runtime.name, runtime.artifact, runtime.device)
+    required = next((s for s in require if matches(runtime, s)), None)
     why = runtime.unavailable()
     if why is not None:
         result.reason = why
-        result.status = FAIL if runtime.device in require else UNAVAILABLE
-        if result.status == FAIL:
-            result.reason = f"required (--require {runtime.device}) but unavailable: {why}"
-        return result
+        if required is not None:
+            result.status = FAIL
+            result.reason = f"required (--require {required}) but unavailable: {why}"
+        elif _ci() and runtime.expected_in_ci:
+            result.status = FAIL
+            result.reason = f"CI=true, where every runtime is installed, but unavailable: {why}"
+        else:
+            result.status = UNAVAILABLE
+        return result, []
     try:
         runtime.load()
-    except RuntimeProblem as exc:
-        result.status, result.reason = FAIL, str(exc)
-        return result
+        got = run_cases(runtime, [c.x for c in cases])
+    except Exception as exc:  # a crash, a timeout, a model it cannot load: this row fails
+        result.status = FAIL
+        result.reason = str(exc) if isinstance(exc, RuntimeProblem) else first_line(exc)
+        return result, []
+    names = _output_names(runtime, len(refs[0]) if refs else 1)
     stats: dict[int, _Stats] = {}
-    for case, ref in zip(cases, refs):
-        try:
-            got = run_batched(runtime, case.x)
-        except Exception as exc:
-            result.status = FAIL
-            result.reason = f"failed on {case.label}: {type(exc).__name__}: {_line(exc)}"
-            return result
-        names = _output_names(runtime, len(ref))
+    for case, ref, out in zip(cases, refs, got):
         for i, want in enumerate(ref):
             acc = stats.setdefault(i, _Stats(OutputResult(names[i])))
-            acc.add(case, want, got[i] if i < len(got) else None, atol, rtol)
+            acc.add(case, want, out[i] if i < len(out) else None, atol, rtol)
     result.outputs = [stats[i].result for i in sorted(stats)]
     if not all(o.passed for o in result.outputs):
         result.status = FAIL
-    return result
+        if runtime.reduced_precision and required is None:
+            result.status, result.reason = WARN, runtime.reduced_precision
+    return result, got
+
+
+def run_cases(runtime: Runtime, xs: list[np.ndarray]) -> list[list[np.ndarray]]:
+    """Every case's outputs: in one go, or case by case in chunks of a static batch."""
+    if runtime.static_batch:
+        return [run_batched(runtime, x) for x in xs]
+    return [[np.asarray(y) for y in ys] for ys in runtime.run_many(xs)]
 
 
 def run_batched(runtime: Runtime, x: np.ndarray) -> list[np.ndarray]:
@@ -190,14 +216,13 @@ class _Stats:
             r.accuracy = self.correct / r.samples
 
 
-def _worst_case(runtime: Runtime, cases, refs, atol: float, rtol: float) -> Case:
+def _worst_case(cases, refs, outputs, atol: float, rtol: float) -> Case:
     """The case whose first output exceeds its tolerance by the most: the one to localize on."""
     best, best_excess = cases[0], -np.inf
-    for case, ref in zip(cases, refs):
-        try:
-            got = run_batched(runtime, case.x)[0].astype(np.float64)
-        except Exception:
-            continue
+    for case, ref, out in zip(cases, refs, outputs):
+        if not out:
+            return case
+        got = np.asarray(out[0]).astype(np.float64)
         if got.shape != ref[0].shape:
             return case
         excess = np.nan_to_num(np.abs(got - ref[0]) - (atol + rtol * np.abs(ref[0])), nan=np.inf)
@@ -223,8 +248,3 @@ def _accuracy(cases: list[Case], refs: list) -> float | None:
         return None
     right = sum(int((r.argmax(axis=1) == c.y).sum()) for c, r in real)
     return right / sum(len(c.y) for c, _ in real)
-
-
-def _line(exc: BaseException) -> str:
-    lines = str(exc).strip().splitlines()
-    return lines[0] if lines else ""

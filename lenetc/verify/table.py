@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import asdict
 from typing import Any
 
-from .results import FAIL, UNAVAILABLE, Report
+from .results import FAIL, UNAVAILABLE, WARN, Report
 
 HEADER = (
     "runtime",
@@ -51,10 +51,12 @@ def format_table(report: Report) -> str:
                     f"{o.min_atol:.1e}",
                     _pct(o.argmax_agreement),
                     _pct(o.accuracy),
-                    "PASS" if o.passed else "FAIL",
+                    "PASS" if o.passed else (WARN if r.status == WARN else "FAIL"),
                 )
             )
-        if r.status == FAIL and r.divergence is not None:
+        if r.status == WARN:
+            notes.append(f"{r.runtime}: {WARN}: {r.reason}")
+        elif r.status == FAIL and r.divergence is not None:
             notes.append(f"{r.runtime}: {r.divergence.describe(report.spec_file)}")
         elif r.status == FAIL and r.reason:
             notes.append(f"{r.runtime}: FAIL: {r.reason}")
@@ -74,9 +76,12 @@ def format_table(report: Report) -> str:
     lines += ["  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip() for row in rows]
     lines += [f"  {n}" for n in notes]
     counts = {s: sum(r.status == s for r in report.runtimes) for s in ("PASS", FAIL, UNAVAILABLE)}
+    warned = sum(r.status == WARN for r in report.runtimes)
     lines.append(
         f"verify: {'PASS' if report.passed else 'FAIL'} ({counts['PASS']} pass, "
-        f"{counts[FAIL]} fail, {counts[UNAVAILABLE]} unavailable) in {report.seconds:.1f} s"
+        f"{counts[FAIL]} fail, "
+        + (f"{warned} warn, " if warned else "")
+        + f"{counts[UNAVAILABLE]} unavailable) in {report.seconds:.1f} s"
     )
     return "\n".join(lines)
 
