@@ -14,8 +14,8 @@ test: $(VENV)/.installed
 	$(BIN)/python -m pytest -q
 
 lint: $(VENV)/.installed
-	$(BIN)/ruff check lenetc tests benchmarks scripts
-	$(BIN)/ruff format --check lenetc tests benchmarks scripts
+	$(BIN)/ruff check lenetc tests benchmarks scripts examples
+	$(BIN)/ruff format --check lenetc tests benchmarks scripts examples
 
 $(VENV)/.installed: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)

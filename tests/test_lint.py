@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-TREE = ["lenetc", "tests", "benchmarks", "scripts"]
+TREE = ["lenetc", "tests", "benchmarks", "scripts", "examples"]
 
 
 def ruff() -> list[str]:
