@@ -53,16 +53,15 @@ def run_program(cmd: list[str], timeout: float, env: dict[str, str] | None = Non
     )
     try:
         out, err = proc.communicate(timeout=timeout)
-    except subprocess.TimeoutExpired:
+    except BaseException as exc:  # the deadline, or Ctrl-C: the program and all it started go
         kill_tree(proc.pid)
         proc.communicate()
-        raise RuntimeProblem(f"{Path(cmd[0]).name} did not finish within {timeout:g} s") from None
-    except BaseException:
-        kill_tree(proc.pid)
-        proc.communicate()
+        if isinstance(exc, subprocess.TimeoutExpired):
+            name = Path(cmd[0]).name
+            raise RuntimeProblem(f"{name} did not finish within {timeout:g} s") from None
         raise
-    finally:
-        kill_tree(proc.pid)  # whatever it started and left behind (a browser's helpers)
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(proc.pid, signal.SIGKILL)  # what it left behind in its group (an id in use)
     if proc.returncode != 0:
         said = [line for line in (err + "\n" + out).splitlines() if line.strip()]
         why = said[0].strip() if said else f"exit status {proc.returncode}"
@@ -71,7 +70,8 @@ def run_program(cmd: list[str], timeout: float, env: dict[str, str] | None = Non
 
 
 def kill_tree(pid: int) -> None:
-    """SIGKILL pid's process group and every descendant (found through /proc), if any remain."""
+    """SIGKILL a live pid's process group and every descendant (through /proc), even those that
+    left its group (a browser launched detached)."""
     victims = _descendants(pid)
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(pid, signal.SIGKILL)
