@@ -30,6 +30,10 @@ CPU_RUNTIMES = [
     "onnx.reference",
 ]
 NO_CUDA = not torch.cuda.is_available()
+# The runtimes these tests examine; the embedding ones (tract, OpenVINO, Node, Chromium, libtorch)
+# are proven in test_embed.py, and left out here to keep each verify call fast.
+CORE = ("torch", "torchscript", "torch.export", "onnxruntime", "onnx.reference")
+ONLY_CORE = [arg for name in CORE for arg in ("--runtime", name)]
 
 
 @pytest.fixture
@@ -42,7 +46,7 @@ def build(lenet_build: BuildDir, tmp_path) -> BuildDir:
 def honest(lenet_build: BuildDir, tmp_path_factory):
     """`lenetc verify` on an untouched copy: the CLI result and its verify.json."""
     root = shutil.copytree(lenet_build.root, tmp_path_factory.mktemp("honest") / "lenet5")
-    result = CliRunner().invoke(main, ["verify", str(root)])
+    result = CliRunner().invoke(main, ["verify", str(root), *ONLY_CORE])
     return result, json.loads((root / "verify.json").read_text())
 
 
@@ -123,7 +127,7 @@ def _nudge_onnx(build: BuildDir, name: str, index, delta: float) -> None:
 
 def test_a_nudged_onnx_weight_fails_naming_onnx_and_conv2_line_11(build, sensitive_conv2):
     _nudge_onnx(build, "conv2.weight", sensitive_conv2, 1e-3)
-    result = CliRunner().invoke(main, ["verify", str(build.root)])
+    result = CliRunner().invoke(main, ["verify", str(build.root), *ONLY_CORE])
     assert result.exit_code == EXIT_PARITY, result.output
     first = result.output.splitlines()[0]
     assert "verify: FAIL" in result.output
@@ -160,7 +164,7 @@ def test_a_nudged_torchscript_weight_fails_naming_torchscript_and_conv2(build, s
     with torch.no_grad():
         scripted.conv2.weight[sensitive_conv2] += 1e-3
     torch.jit.save(scripted, str(build.torchscript))
-    report = verify_build(build.root)
+    report = verify_build(build.root, runtimes=CORE)
     assert not report.passed
     rows = {r.runtime: r for r in report.runtimes}
     ts = rows["torchscript[cpu]"]
@@ -188,7 +192,7 @@ def test_a_silent_fallback_from_cuda_to_cpu_is_a_failure(build, monkeypatch):
     )
     monkeypatch.setattr(ort_adapter, "cuda_device_problem", lambda: None)
     monkeypatch.setattr(torch_family, "torch_cuda_problem", lambda: "not under test")
-    report = verify_build(build.root)
+    report = verify_build(build.root, runtimes=CORE)
     rows = {r.runtime: r for r in report.runtimes}
     row = rows["onnxruntime[cuda]"]
     assert row.status == "FAIL" and not row.outputs
@@ -205,7 +209,7 @@ def test_a_silent_fallback_from_cuda_to_cpu_is_a_failure(build, monkeypatch):
 
 @pytest.mark.skipif(not NO_CUDA, reason="this machine has CUDA")
 def test_require_cuda_turns_unavailable_into_exit_3(build):
-    result = CliRunner().invoke(main, ["verify", str(build.root), "--require", "cuda"])
+    result = CliRunner().invoke(main, ["verify", str(build.root), "--require", "cuda", *ONLY_CORE])
     assert result.exit_code == EXIT_PARITY, result.output
     assert "onnxruntime[cuda] (model.onnx): required (--require cuda) but unavailable: " in (
         result.output
@@ -218,7 +222,7 @@ def test_require_cuda_turns_unavailable_into_exit_3(build):
 def test_tolerance_flags_override_the_spec_and_float32_noise_starts_at_conv1(build):
     """With atol 1e-12 and rtol 0 float32 cannot pass; the divergence is the very first layer."""
     result = CliRunner().invoke(
-        main, ["verify", str(build.root), "--atol", "1e-12", "--rtol", "0", "--json"]
+        main, ["verify", str(build.root), "--atol", "1e-12", "--rtol", "0", "--json", *ONLY_CORE]
     )
     assert result.exit_code == EXIT_PARITY
     report = json.loads(result.output[: result.output.index("\nerror: ")])
@@ -232,7 +236,7 @@ def test_tolerance_flags_override_the_spec_and_float32_noise_starts_at_conv1(bui
 
 def test_a_missing_artifact_fails_and_a_non_build_folder_exits_1(build, tmp_path):
     build.pt2.unlink()
-    report = verify_build(build.root, write=False)
+    report = verify_build(build.root, write=False, runtimes=CORE)
     row = {r.runtime: r for r in report.runtimes}["torch.export[cpu]"]
     assert (row.status, row.reason) == ("FAIL", "model.pt2 is missing from the build folder")
     result = CliRunner().invoke(main, ["verify", str(tmp_path)])
