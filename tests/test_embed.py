@@ -378,3 +378,15 @@ def test_a_missing_runtime_is_unavailable_required_fails_and_ci_fails(
     assert "onnxruntime-node (model.onnx): CI=true, where every runtime is installed, but " in (
         result.output
     )
+
+
+def test_verify_runtimes_must_be_names_and_build_takes_the_flags(tmp_path):
+    spec = (ROOT / "specs" / "lenet5.yaml").read_text()
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(spec.replace("  providers: [cpu, cuda]", "  runtimes: [tract, 5]"))
+    result = CliRunner().invoke(main, ["check", str(bad)])
+    assert result.exit_code == EXIT_SPEC
+    assert "bad.yaml:36: verify.runtimes: expected runtime names such as tract" in result.output
+    assert load_spec(ROOT / "specs" / "lenet5.yaml").verify.runtimes == ()
+    help_text = CliRunner().invoke(main, ["build", "--help"]).output
+    assert "--runtime NAME" in help_text and "--require NAME" in help_text
