@@ -40,6 +40,7 @@ class Runtime(abc.ABC):
     # Set by load() where the runtime computes below float32 on its own (OpenVINO's bf16 default
     # on CPUs with AMX): the row is then shown, judged, and a failure is a warning unless required.
     reduced_precision: str | None = None
+    runs_cases_at_once = False  # run_many is one call of another program, not a loop over run
 
     def __init__(self, out: BuildDir, spec: Spec) -> None:
         self.out = out

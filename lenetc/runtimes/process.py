@@ -132,6 +132,7 @@ class ProgramRuntime:
     """Mixin for an adapter that runs a program over all cases at once: it gives `command`."""
 
     timeout = 120.0  # seconds for one invocation, however many cases
+    runs_cases_at_once = True
 
     def command(self, cases: Path, model: Path | None) -> tuple[list[str], dict[str, str]]:
         raise NotImplementedError

@@ -2,13 +2,17 @@
 
 Takes the build folder (spec.yaml, model.py, weights.pt, heldout.npz and the exported artifacts)
 and the tolerances; returns a Report and writes it to verify.json. The reference is the generated
-module with the trained weights, evaluated in float64 on the CPU. Every runtime in runtimes.plan
-(torch eager, TorchScript, torch.export, ONNX Runtime per execution provider, the ONNX reference
-evaluator) runs the same inputs: seeded random ones and real held-out samples, at each of the
-spec's batch sizes. Per runtime and output we keep the max absolute and relative error, the
-smallest atol (and rtol) that would pass, argmax agreement and accuracy on the real samples, and
-PASS/FAIL against atol/rtol; a failing runtime gets its first diverging layer (divergence.py).
-A runtime that cannot run here is "unavailable" with the reason, a failure when it is required.
+module with the trained weights, evaluated in float64 on the CPU. Every row runtimes.plan chooses
+from the registry (torch eager, TorchScript, torch.export, ONNX Runtime per execution provider, the
+ONNX reference evaluator, tract, OpenVINO, ONNX Runtime in Node.js and Chromium, libtorch in C++;
+narrowed by --runtime or verify.runtimes) runs the same inputs: seeded random ones and real
+held-out samples, at each of the spec's batch sizes. Per runtime and output we keep the max
+absolute and relative error, the smallest atol (and rtol) that would pass, argmax agreement and
+accuracy on the real samples, and PASS/FAIL against atol/rtol; a failing runtime gets its first
+diverging layer (divergence.py).
+A runtime that cannot run here is "unavailable" with the reason, a failure when it is required
+(--require) or in CI (CI=true); one that misses the tolerance only because it chose a lower
+precision by itself (OpenVINO's bf16 default) is a WARN unless required.
 """
 
 from __future__ import annotations
@@ -133,7 +137,7 @@ def check_runtime(
         return result, []
     try:
         runtime.load()
-        got = run_cases(runtime, [c.x for c in cases])
+        got = run_cases(runtime, cases)
     except Exception as exc:  # a crash, a timeout, a model it cannot load: this row fails
         result.status = FAIL
         result.reason = str(exc) if isinstance(exc, RuntimeProblem) else first_line(exc)
@@ -152,11 +156,18 @@ def check_runtime(
     return result, got
 
 
-def run_cases(runtime: Runtime, xs: list[np.ndarray]) -> list[list[np.ndarray]]:
-    """Every case's outputs: in one go, or case by case in chunks of a static batch."""
-    if runtime.static_batch:
-        return [run_batched(runtime, x) for x in xs]
-    return [[np.asarray(y) for y in ys] for ys in runtime.run_many(xs)]
+def run_cases(runtime: Runtime, cases: list[Case]) -> list[list[np.ndarray]]:
+    """Every case's outputs: all in one go where the runtime is another program, else case by
+    case (in chunks of a static batch), naming the case that fails."""
+    if runtime.runs_cases_at_once and not runtime.static_batch:
+        return [[np.asarray(y) for y in ys] for ys in runtime.run_many([c.x for c in cases])]
+    outputs = []
+    for case in cases:
+        try:
+            outputs.append(run_batched(runtime, case.x))
+        except Exception as exc:
+            raise RuntimeProblem(f"failed on {case.label}: {first_line(exc)}") from exc
+    return outputs
 
 
 def run_batched(runtime: Runtime, x: np.ndarray) -> list[np.ndarray]:
