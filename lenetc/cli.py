@@ -103,9 +103,23 @@ def render_cmd(spec: Path, output: Path | None) -> None:
     help="Continue an interrupted build from its checkpoint; ends with the same weights.",
 )
 @click.option("-q", "--quiet", is_flag=True, help="Print only the result line.")
+@click.option(
+    "--memory-budget",
+    metavar="SIZE",
+    help="Memory the build may plan to use (8GB, 512MiB); default: 3/4 of this machine's.",
+)
 @click.pass_context
 def build_cmd(
-    ctx: click.Context, spec: Path, out: Path, epochs, batch_size, lr, seed, resume, quiet: bool
+    ctx: click.Context,
+    spec: Path,
+    out: Path,
+    epochs,
+    batch_size,
+    lr,
+    seed,
+    resume,
+    quiet: bool,
+    memory_budget: str | None,
 ) -> None:
     """Check, render, train, export and verify: the whole pipeline.
 
@@ -113,9 +127,14 @@ def build_cmd(
     command with --resume to continue.
     """
     from .build import BuildOptions, build
-    from .errors import ParityFailure
+    from .check.memory import parse_size
+    from .errors import ParityFailure, UsageError
     from .train.loop import TrainingInterrupted
 
+    try:
+        budget = None if memory_budget is None else parse_size(memory_budget)
+    except ValueError as exc:
+        raise UsageError(f"--memory-budget: {exc}") from None
     opts = BuildOptions(
         out=out,
         epochs=epochs,
@@ -125,6 +144,7 @@ def build_cmd(
         quiet=quiet,
         resume=resume,
         progress=sys.stderr.isatty(),
+        memory_budget=budget,
     )
     try:
         result = build(spec, opts)
