@@ -11,7 +11,17 @@ from collections.abc import Mapping
 from typing import Any
 
 from ..spec.fields import integer
-from .base import Inferred, LayerInput, LayerKind, Param, ShapeProblem, fmt_shape, numel, register
+from .base import (
+    Inferred,
+    LayerInput,
+    LayerKind,
+    Param,
+    ShapeProblem,
+    fmt_shape,
+    lit,
+    numel,
+    register,
+)
 
 _AXES = {3: ("channels", "height", "width"), 1: ("features",)}
 
@@ -91,7 +101,7 @@ def _cat(a: Mapping[str, Any], inputs: tuple[LayerInput, ...]) -> Inferred:
     return Inferred(
         out_shape=out,
         formula=" + ".join(str(i.shape[axis]) for i in inputs) + f" = {total} {name}",
-        args={"dim": str(dim)},
+        args={"dim": lit(dim)},
     )
 
 
