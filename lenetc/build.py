@@ -26,6 +26,7 @@ from .artifacts import (
     write_text,
     write_with,
 )
+from .check.memory import default_budget, require, user_budget
 from .check.shapes import check
 from .export.manifest import write_manifest
 from .spec.load import Spec, load_spec
@@ -45,6 +46,7 @@ class BuildOptions:
     stop: Callable[[], bool] | None = None  # polled after each batch, as Ctrl-C is; for tests
     runtimes: tuple[str, ...] = ()  # verify only these (--runtime); () = verify.runtimes, or all
     require: tuple[str, ...] = ()  # these must run here (--require)
+    memory_budget: int | None = None  # bytes; None: a share of this machine's memory
 
 
 @dataclass(frozen=True)
@@ -75,6 +77,8 @@ def build(spec_path: Path, opts: BuildOptions = BuildOptions(), log=print) -> Bu
     say = (lambda *a, **k: None) if opts.quiet else log
     spec = with_overrides(load_spec(spec_path), opts)
     trace = check(spec)
+    budget = default_budget() if opts.memory_budget is None else user_budget(opts.memory_budget)
+    require(trace, spec.train, spec.verify, budget)  # before anything is allocated
     out = BuildDir(opts.out / spec.name).create()
     write_bytes(out.spec, Path(spec_path).read_bytes())
     write_text(out.model_py, render(trace))

@@ -120,6 +120,11 @@ def render_cmd(spec: Path, output: Path | None) -> None:
 @click.option("-q", "--quiet", is_flag=True, help="Print only the result line.")
 @RUNTIME_OPTION
 @REQUIRE_OPTION
+@click.option(
+    "--memory-budget",
+    metavar="SIZE",
+    help="Memory the build may plan to use (8GB, 512MiB); default: 3/4 of this machine's.",
+)
 @click.pass_context
 def build_cmd(
     ctx: click.Context,
@@ -133,6 +138,7 @@ def build_cmd(
     quiet: bool,
     runtime: tuple[str, ...],
     require: tuple[str, ...],
+    memory_budget: str | None,
 ) -> None:
     """Check, render, train, export and verify: the whole pipeline.
 
@@ -140,9 +146,14 @@ def build_cmd(
     command with --resume to continue.
     """
     from .build import BuildOptions, build
-    from .errors import ParityFailure
+    from .check.memory import parse_size
+    from .errors import ParityFailure, UsageError
     from .train.loop import TrainingInterrupted
 
+    try:
+        budget = None if memory_budget is None else parse_size(memory_budget)
+    except ValueError as exc:
+        raise UsageError(f"--memory-budget: {exc}") from None
     opts = BuildOptions(
         out=out,
         epochs=epochs,
@@ -154,6 +165,7 @@ def build_cmd(
         progress=sys.stderr.isatty(),
         runtimes=tuple(runtime),
         require=tuple(require),
+        memory_budget=budget,
     )
     try:
         result = build(spec, opts)

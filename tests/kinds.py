@@ -13,6 +13,7 @@ stacks that go deep; they never decide what a test expects (torch does).
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -203,6 +204,40 @@ def _over_axis(type_: str) -> DrawKeys:
     return draw_softmax
 
 
+def _batch_norm1d(draw: Draw, shape: Shape | None, fit: bool) -> tuple[dict, Shape | None]:
+    args: dict[str, Any] = {"type": "batch_norm1d"}
+    _maybe(draw, args, "eps", draw(st.sampled_from([1.0e-5, 1.0e-3, 0.1])), 1.0e-5)
+    _maybe(draw, args, "momentum", draw(st.sampled_from([0.1, 0.01, 0.5, 1.0])), 0.1)
+    _maybe(draw, args, "affine", draw(st.booleans()), True)
+    flat = shape is not None and len(shape) == 1
+    if draw(st.integers(0, 4)) == 0:
+        n = shape[0] if shape else 4
+        args["num_features"] = n if fit or draw(st.booleans()) else n + 1
+    return args, shape if flat else None
+
+
+def _join(type_: str) -> DrawKeys:
+    """A join on its own reads the network's input twice (`x + x`, `torch.cat([x, x])`); inside
+    graphs (strategies.graphs) it joins branches. Not drawn inside a stack."""
+
+    def draw_join(draw: Draw, shape: Shape | None, fit: bool) -> tuple[dict, Shape | None]:
+        args: dict[str, Any] = {"type": type_, "inputs": ["input", "input"]}
+        if type_ == "add":
+            return args, shape
+        rank = len(shape) + 1 if shape else 4
+        dim = draw(st.sampled_from([*range(1, rank), *range(-rank + 1, 0)])) if fit else None
+        dim = draw(st.integers(-4, 3)) if dim is None else dim
+        _maybe(draw, args, "dim", dim, 1)
+        if shape is None:
+            return args, None
+        axis = dim % rank - 1 if -rank <= dim < rank and dim % rank else None
+        if axis is None:
+            return args, None
+        return args, tuple(2 * d if i == axis else d for i, d in enumerate(shape))
+
+    return draw_join
+
+
 # ---- torch, built straight from the YAML keys: the oracle -------------------------------------
 
 
@@ -251,6 +286,25 @@ def torch_batch_norm2d(a: dict, x: torch.Tensor):
     return m, m
 
 
+def torch_batch_norm1d(a: dict, x: torch.Tensor):
+    m = nn.BatchNorm1d(
+        a.get("num_features", x.shape[1] if x.dim() > 1 else 1),
+        eps=a.get("eps", 1e-5),
+        momentum=a.get("momentum", 0.1),
+        affine=a.get("affine", True),
+    ).eval()
+    return m, m
+
+
+def torch_add(a: dict, xs: list[torch.Tensor]):
+    """Joins take the list of their operands."""
+    return (lambda ts: functools.reduce(torch.add, ts)), None
+
+
+def torch_cat(a: dict, xs: list[torch.Tensor]):
+    return (lambda ts: torch.cat(ts, dim=a.get("dim", 1))), None
+
+
 def torch_fn(fn: Callable, **defaults: Any):
     def build(a: dict, x: torch.Tensor):
         kw = {k: a.get(k, v) for k, v in defaults.items()}
@@ -271,8 +325,9 @@ def torch_flatten(a: dict, x: torch.Tensor):
 class Kind:
     takes: int  # the input rank the kind fits: 3 (images), 1 (flat) or 0 (any)
     draw: DrawKeys
-    torch: Builder
+    torch: Builder  # a join's builder and callable take the list of its operands
     example: tuple[list[int], list[dict[str, Any]]]  # (input shape, layers)
+    join: bool = False  # reads several layers (add, cat): drawn in graphs, never inside a stack
 
 
 KINDS: dict[str, Kind] = {
@@ -421,5 +476,47 @@ KINDS: dict[str, Kind] = {
         draw=_over_axis("log_softmax"),
         torch=torch_fn(F.log_softmax, dim=1),
         example=([3, 4, 5], [{"type": "log_softmax", "dim": -1}]),
+    ),
+    "batch_norm1d": Kind(
+        takes=1,
+        draw=_batch_norm1d,
+        torch=torch_batch_norm1d,
+        example=(
+            [6],
+            [
+                {"type": "linear", "out_features": 5},
+                {"type": "batch_norm1d", "eps": 1.0e-3, "momentum": 0.2},
+                {"type": "relu"},
+                {"type": "batch_norm1d", "affine": False},
+            ],
+        ),
+    ),
+    "add": Kind(
+        takes=0,
+        draw=_join("add"),
+        torch=torch_add,
+        join=True,
+        example=(
+            [3, 6, 6],
+            [
+                {"type": "conv2d", "name": "a", "out_channels": 3, "kernel_size": 3, "padding": 1},
+                {"type": "add", "inputs": ["a", "input"]},
+                {"type": "relu"},
+            ],
+        ),
+    ),
+    "cat": Kind(
+        takes=0,
+        draw=_join("cat"),
+        torch=torch_cat,
+        join=True,
+        example=(
+            [3, 6, 6],
+            [
+                {"type": "conv2d", "name": "a", "out_channels": 2, "kernel_size": 1},
+                {"type": "cat", "inputs": ["input", "a", "input"], "dim": -3},
+                {"type": "max_pool2d", "kernel_size": 2},
+            ],
+        ),
     ),
 }

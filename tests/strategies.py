@@ -4,6 +4,10 @@
   (`{"type": "conv2d", "out_channels": 6, "kernel_size": [2, 3]}`). Most layers fit their input;
   a steady share does not (a kernel larger than its input, a linear before any flatten, groups that
   do not divide the channels, ...), so that both verdicts of the torch oracle are exercised.
+- `graphs()`: an input shape and layers that name their inputs: random stacks joined by skip
+  connections (`add`, with a 1x1 projection where the body changed the shape, or none, so that
+  some adds mismatch) and by concatenations of branches (`cat`, along a drawn axis). Every layer a
+  later one reads by name is named `n<i>`; nothing dangles, so torch decides every verdict.
 - `valid_specs()` / `valid_spec_yaml()`: whole specs (dicts / YAML text) that lenetc and torch
   both accept; `classifier=True` ends them in flatten + linear, so they train on a dataset.
 - `spec_yaml(spec)`: the YAML text of a spec dict, one layer per line (so a layer's YAML line is
@@ -53,19 +57,155 @@ def stacks(
     """(input shape, layers). Each layer is drawn to fit its input, except about one in `misfit`
     (misfit=0: never), which picks any kind with keys drawn blind; after a misfit, shapes are
     unknown and the rest is drawn blind too."""
-    shape: Shape | None = draw(input_shapes())
-    first = shape
+    first = draw(input_shapes())
+    layers, _ = draw(layers_on(first, draw(st.integers(min_layers, max_layers)), misfit))
+    return first, layers
+
+
+STACKABLE = sorted(k for k, row in KINDS.items() if not row.join)
+
+
+@st.composite
+def layers_on(
+    draw: Draw, shape: Shape | None, count: int, misfit: int = 5
+) -> tuple[list[dict], Shape | None]:
+    """`count` single-input layers drawn on `shape` (see stacks), and the steered output shape."""
     layers = []
-    for _ in range(draw(st.integers(min_layers, max_layers))):
+    for _ in range(count):
         blind = shape is None or (misfit > 0 and draw(st.integers(0, misfit - 1)) == 0)
         if blind:
-            kind = draw(st.sampled_from(sorted(KINDS)))
+            kind = draw(st.sampled_from(STACKABLE))
         else:
-            fits = [k for k, row in KINDS.items() if row.takes in (0, len(shape))]
-            kind = draw(st.sampled_from(sorted(fits)))
+            fits = [k for k in STACKABLE if KINDS[k].takes in (0, len(shape))]
+            kind = draw(st.sampled_from(fits))
         args, shape = KINDS[kind].draw(draw, shape, not blind)
         layers.append(args)
+    return layers, shape
+
+
+@st.composite
+def keeping(draw: Draw, shape: Shape, count: int, channels: int | None = None) -> list[dict]:
+    """Layers that keep `shape` (but the channel count, when given): 'same' convolutions,
+    linear layers of the same width, activations and normalizations. What a residual body or a
+    concatenated branch is made of when it is drawn to fit."""
+    layers: list[dict] = []
+    for i in range(count):
+        last = i == count - 1
+        pick = draw(st.integers(0, 3))
+        if len(shape) == 3 and (pick == 0 or (last and channels)):
+            c = channels if last and channels else shape[0]
+            k = draw(st.integers(1, 3))
+            layers.append(
+                {"type": "conv2d", "out_channels": c, "kernel_size": k, "padding": "same"}
+            )
+        elif len(shape) == 1 and (pick == 0 or (last and channels)):
+            layers.append(
+                {"type": "linear", "out_features": channels if last and channels else shape[0]}
+            )
+        else:
+            norm = "batch_norm2d" if len(shape) == 3 else "batch_norm1d"
+            layers.append({"type": draw(st.sampled_from(["relu", "tanh", norm, "gelu"]))})
+    return layers
+
+
+@st.composite
+def graphs(draw: Draw, max_blocks: int = 3, misfit: int = 6) -> tuple[Shape, list[dict]]:
+    """(input shape, layers) of a graph: a stem stack, then blocks, each a plain stack, a
+    residual block (a body added to its input or to a projection of it) or branches joined by
+    cat. Bodies and branches are drawn to fit about half of the time; the others are random
+    stacks, so that mismatched joins (and misfit layers) are refused as often as torch refuses
+    them."""
+    first: Shape = draw(input_shapes())
+    shape: Shape | None = first
+    layers: list[dict] = []
+
+    def name_last() -> str:
+        if not layers:
+            return "input"
+        layers[-1].setdefault("name", f"n{len(layers) - 1}")
+        return layers[-1]["name"]
+
+    def add(new: list[dict], reads: str | None = None) -> str | None:
+        """Append layers; the first reads `reads`; returns the name of the last (None if none)."""
+        if not new:
+            return reads
+        if reads is not None:
+            new[0]["inputs"] = [reads]
+        layers.extend(new)
+        return name_last()
+
+    stem, shape = draw(layers_on(shape, draw(st.integers(0, 3)), misfit))
+    add(stem)
+    for _ in range(draw(st.integers(1, max_blocks))):
+        block = draw(st.sampled_from(["stack", "residual", "cat"]))
+        if shape is None or block == "stack":
+            more, shape = draw(layers_on(shape, draw(st.integers(1, 3)), misfit))
+            add(more)
+            continue
+        start, start_shape = name_last(), shape
+        fit = draw(st.booleans())
+        if block == "residual":
+            n = draw(st.integers(1, 3))
+            if fit:
+                body, end_shape = draw(keeping(shape, n)), shape
+            else:
+                body, end_shape = draw(layers_on(shape, n, misfit))
+            end = add(body)
+            shortcut = start
+            if end_shape is not None and end_shape != start_shape and draw(st.booleans()):
+                shortcut = add(_projection(start_shape, end_shape), reads=start) or start
+            layers.append({"type": "add", "inputs": [end, shortcut]})
+            shape = end_shape if end_shape == start_shape else None
+        else:
+            ends, shapes = [], []
+            for _ in range(draw(st.integers(2, 3))):
+                n = draw(st.integers(1, 3))
+                if fit:
+                    c = draw(st.integers(1, 4))
+                    branch, out = draw(keeping(start_shape, n, channels=c)), None
+                    if branch[-1]["type"] in ("conv2d", "linear"):
+                        out = (c, *start_shape[1:])
+                    else:
+                        out = start_shape
+                else:
+                    branch, out = draw(layers_on(start_shape, n, misfit))
+                ends.append(add(branch, reads=start))
+                shapes.append(out)
+            cat: dict = {"type": "cat", "inputs": ends}
+            if draw(st.integers(0, 4)) == 0:
+                cat["dim"] = draw(st.sampled_from([-1, 2, -2, 3, 0]))
+            layers.append(cat)
+            dim = cat.get("dim", 1)
+            rank = len(start_shape) + 1
+            ok = None not in shapes and len({len(s) for s in shapes}) == 1
+            ok = ok and -rank <= dim < rank and dim % rank != 0
+            if ok:
+                axis = dim % rank - 1
+                rest = {tuple(d for i, d in enumerate(s) if i != axis) for s in shapes}
+                ok = len(rest) == 1
+            shape = (
+                tuple(
+                    sum(s[axis] for s in shapes) if i == axis else d
+                    for i, d in enumerate(shapes[0])
+                )
+                if ok
+                else None
+            )
     return first, layers
+
+
+def _projection(start: Shape, end: Shape) -> list[dict]:
+    """The 1x1 convolution (or linear layer) that brings `start` to `end`, where one can."""
+    if len(start) == 1 and len(end) == 1:
+        return [{"type": "linear", "out_features": end[0]}]
+    if len(start) == 3 and len(end) == 3 and end[1] and start[1] % end[1] == 0:
+        stride = start[1] // end[1]
+        if start[2] == end[2] * stride:
+            conv = {"type": "conv2d", "out_channels": end[0], "kernel_size": 1}
+            if stride > 1:
+                conv["stride"] = stride
+            return [conv, {"type": "batch_norm2d"}]
+    return []
 
 
 # Valid layer names that are easy to get wrong in generated source: capitals, digits, underscores,

@@ -61,6 +61,19 @@ def test_every_spec_checks_golden_json(spec: Path, golden):
     golden.check(f"check/{spec.stem}.json", result.stdout)
 
 
+PUBLISHED = {"alexnet": 61_100_840, "vgg16": 138_357_544}  # torchvision's published counts
+
+
+@pytest.mark.parametrize("name", sorted(PUBLISHED))
+def test_published_networks_check_with_torchvision_counts(name: str, golden):
+    """Any size is reported exactly: check allocates nothing, so it has no parameter cap."""
+    result = CliRunner().invoke(main, ["check", f"specs/published/{name}.yaml", "--json"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["params"] == PUBLISHED[name]
+    table = CliRunner().invoke(main, ["check", f"specs/published/{name}.yaml"]).stdout
+    golden.check(f"check/published_{name}.txt", table)
+
+
 def test_lenet5_derivation_reads_like_the_seed():
     out = check("specs/lenet5.yaml").stdout
     for text in ("32 - 5 + 1 = 28", "28 / 2 = 14", "14 - 5 + 1 = 10", "10 / 2 = 5",

@@ -24,7 +24,7 @@ import pytest
 import torch
 from hypothesis import HealthCheck, assume, given, settings
 from kinds import KINDS
-from strategies import spec_from_dict, valid_specs
+from strategies import graphs, spec_from_dict, valid_specs
 
 from lenetc.check.shapes import ShapeTrace, check
 from lenetc.errors import SpecError
@@ -95,8 +95,11 @@ def assert_matches_trace(trace: ShapeTrace, source: str, folder: Path) -> torch.
     with torch.no_grad():
         for code, comment, line in zip(statements, comments, lines):
             exec(code.replace("return ", "x = ", 1), scope)  # our own generated statement
+            if not line.layers:  # `identity = x`: a value kept for a later join
+                assert re.fullmatch(r"\w+ = x", code), code
+                continue
             expected = (3, *trace.nodes[line.layers[-1]].out_shape)
-            assert tuple(scope["x"].shape) == expected, code
+            assert tuple(scope[line.assigns or "x"].shape) == expected, code
             claimed = re.match(r"\(N((?:, \d+)+)\)", comment)
             assert claimed, f"no shape comment for {code!r}"
             assert (3, *map(int, claimed.group(1)[2:].split(", "))) == expected, comment
@@ -187,6 +190,45 @@ def test_dropout_is_active_only_in_training(tmp_path: Path) -> None:
     assert not torch.equal(model(x), model(x)), "dropout never dropped anything in training"
     model.eval()
     torch.testing.assert_close(model(x), model(x), rtol=0, atol=0)
+
+
+# ---- random graphs -----------------------------------------------------------------------------
+
+
+@settings(
+    max_examples=40,
+    deadline=None,
+    derandomize=True,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(graphs(max_blocks=4, misfit=0))
+def test_random_graph(tmp_path: Path, graph) -> None:
+    """Residual blocks and concatenated branches: the module is the graph the checker traced,
+    scripts, is formatted, and names only the values read again later."""
+    shape, layers = graph
+    spec = spec_from_dict({"name": "graph", "input": {"shape": list(shape)}, "layers": layers})
+    try:
+        trace = check(spec)
+    except SpecError:  # a mismatched join: the oracle tests cover refusals
+        assume(False)
+    source = render(trace)
+    model = assert_matches_trace(trace, source, tmp_path)
+    assert_scriptable(model, trace.spec.input_shape)
+    assert ruff_formatted(source), source
+    assert max(len(line) for line in source.splitlines()) <= 88, source
+
+
+def test_chain_forward_uses_only_x() -> None:
+    """A chain never names a value: every statement assigns x (the style of the goldens)."""
+    trace = check(load_spec(ROOT / "specs" / "lenet5.yaml"))
+    assert {line.assigns for line in forward_lines(trace)} == {"x", ""}
+
+
+def test_residual_block_reads_like_torchvision() -> None:
+    source = render(check(load_spec(ROOT / "specs" / "resnet8.yaml")))
+    assert "        identity = x\n" in source
+    assert "        x = F.relu(x + identity)  # (N, 16, 16, 16)\n" in source
+    assert "        identity = self.proj2_bn(self.proj2(identity))\n" in source
 
 
 # ---- random valid stacks -----------------------------------------------------------------------

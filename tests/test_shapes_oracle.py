@@ -13,6 +13,11 @@ refusals: linear on a tensor that is not flat (torch applies it to the last axis
 flatten), softmax / log_softmax over the batch axis, adaptive_avg_pool2d on a flat (N, F) tensor
 (torch reads it as one unbatched (C, H, W) = (N, F) image and pools across samples).
 
+Graphs (tests/strategies.graphs: skip connections over random stacks, concatenations of
+branches) are run the same way, value by value: a layer reads the tensors its `inputs` name. An add
+of unequal shapes (torch would broadcast) and a cat along the batch axis are deliberate refusals.
+Broken references (unknown, forward, a dangling branch) are refused at the line of the layer.
+
 Runs EXAMPLES stacks per property (LENETC_HYPOTHESIS_EXAMPLES, default 300).
 """
 
@@ -21,6 +26,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 import torch
@@ -36,6 +42,7 @@ from tests.strategies import (
     EXAMPLES,
     KINDS,
     LAYERS_LINE,
+    graphs,
     spec_yaml,
     stack_spec,
     stacks,
@@ -67,11 +74,13 @@ def _batch_axis(a: dict, x: torch.Tensor) -> bool:
 
 
 # Where lenetc refuses on purpose what torch would run: (keys, input) -> refused?
-DELIBERATE: dict[str, Callable[[dict, torch.Tensor], bool]] = {
+DELIBERATE: dict[str, Callable[[dict, Any], bool]] = {
     "linear": lambda a, x: x.dim() != 2,
     "softmax": _batch_axis,
     "log_softmax": _batch_axis,
     "adaptive_avg_pool2d": lambda a, x: x.dim() != 4,
+    "add": lambda a, xs: len({tuple(t.shape) for t in xs}) > 1,
+    "cat": lambda a, xs: len({t.dim() for t in xs}) == 1 and _batch_axis(a, xs[0]),
 }
 
 
@@ -84,24 +93,32 @@ class TorchRun:
 
 
 def torch_run(shape: tuple[int, ...], layers: list[dict], batch: int = 2) -> TorchRun:
+    """Each layer in torch, in order; a layer reads the tensors its `inputs` name (the network's
+    input is `input`), else the one before it. A join's builder takes the list of operands."""
     torch.manual_seed(0)
     x = torch.randn(batch, *shape)
+    values = {"input": x}
     run = TorchRun([], [], None)
     for i, a in enumerate(layers):
-        keys = {k: v for k, v in a.items() if k not in ("type", "name")}
+        keys = {k: v for k, v in a.items() if k not in ("type", "name", "inputs")}
+        row = KINDS[a["type"]]
+        operands = [values[n] for n in a["inputs"]] if "inputs" in a else [x]
+        arg = operands if row.join else operands[0]
         rule = DELIBERATE.get(a["type"])
-        if rule is not None and rule(keys, x):
+        if rule is not None and rule(keys, arg):
             run.refused_at, run.why = i, "deliberate"
             return run
         try:
-            fn, module = KINDS[a["type"]].torch(keys, x)
-            x = fn(x)
+            fn, module = row.torch(keys, arg)
+            x = fn(arg)
         except (RuntimeError, ValueError, IndexError, TypeError) as exc:
             run.refused_at, run.why = i, f"{type(exc).__name__}: {exc}"
             return run
         if x.numel() == 0:  # torch may return an empty tensor instead of raising
             run.refused_at, run.why = i, "empty output"
             return run
+        if "name" in a:
+            values[a["name"]] = x
         run.shapes.append(tuple(x.shape[1:]))
         run.params.append(sum(p.numel() for p in module.parameters()) if module else 0)
     return run
@@ -178,6 +195,80 @@ def test_mix_of_verdicts_is_healthy():
     stacks_, refused = TALLY["stacks"], TALLY["refused"]
     assert stacks_ >= min(EXAMPLES, 100), TALLY
     assert 0.05 * stacks_ < refused < 0.7 * stacks_, TALLY
+
+
+# ---- graphs ------------------------------------------------------------------------------------
+
+GRAPH_TALLY = {"graphs": 0, "refused": 0, "joins": 0, "refused_at_join": 0}
+
+
+@PROPERTY
+@given(graphs())
+def test_random_graphs_agree_with_torch(graph):
+    run = assert_agree(*graph)
+    layers = graph[1]
+    GRAPH_TALLY["graphs"] += 1
+    GRAPH_TALLY["joins"] += any(KINDS[a["type"]].join for a in layers)
+    GRAPH_TALLY["refused"] += run.refused_at is not None
+    if run.refused_at is not None:
+        GRAPH_TALLY["refused_at_join"] += KINDS[layers[run.refused_at]["type"]].join
+
+
+def test_graph_verdicts_are_healthy():
+    """Graphs with joins, and both verdicts at the joins themselves: mismatched adds and cats."""
+    for key in GRAPH_TALLY:
+        GRAPH_TALLY[key] = 0
+    test_random_graphs_agree_with_torch()
+    n = GRAPH_TALLY["graphs"]
+    assert n >= min(EXAMPLES, 100), GRAPH_TALLY
+    assert GRAPH_TALLY["joins"] > 0.5 * n, GRAPH_TALLY
+    assert 0.1 * n < GRAPH_TALLY["refused"] < 0.8 * n, GRAPH_TALLY
+    assert GRAPH_TALLY["refused_at_join"] > 0.03 * n, GRAPH_TALLY
+
+
+def _load(shape, layers):
+    text = spec_yaml(stack_spec(shape, layers))
+    return parse_spec(load_yaml_text(text.encode(), "gen.yaml"), "gen.yaml", Path("."))
+
+
+@PROPERTY
+@given(graphs(), st.sampled_from(["unknown", "forward", "itself", "dangling"]), st.data())
+def test_broken_references_are_refused_at_their_layer(graph, mistake, data):
+    """A reference to no layer, to a later layer or to the layer itself, and a branch nobody
+    reads: refused by the loader (exit 2), at the line of the layer at fault, naming it."""
+    shape, layers = graph
+    layers = [dict(a) for a in layers]
+    readers = [i for i, a in enumerate(layers) if "inputs" in a]
+    if mistake == "dangling":
+        at = data.draw(st.integers(0, len(layers) - 1))
+        before = layers[at - 1].setdefault("name", f"n{at - 1}") if at else "input"
+        layers[at].setdefault("inputs", [before])
+        layers.insert(at, {"type": "relu", "inputs": ["input"], "name": "dangle"})
+        want = "its output is never used"
+    else:
+        if not readers:
+            layers.append({"type": "relu"})
+            readers = [len(layers) - 1]
+            layers[-1]["inputs"] = [
+                layers[-2].setdefault("name", "prev") if len(layers) > 1 else "input"
+            ]
+        at = data.draw(st.sampled_from(readers))
+        refs = layers[at]["inputs"]
+        k = data.draw(st.integers(0, len(refs) - 1))
+        if mistake == "unknown":
+            refs[k], want = "nowhere_9", "no layer above this one is named 'nowhere_9'"
+        elif mistake == "itself":
+            refs[k] = layers[at].setdefault("name", "me")
+            want = "is this layer itself"
+        else:
+            layers.append({"type": "relu", "name": "later", "inputs": [refs[k]]})
+            refs[k], want = "later", "'later' is defined later"
+    with pytest.raises(SpecError) as caught:
+        _load(shape, layers)
+    first = caught.value.problems[0]
+    assert want in first.message, str(caught.value)
+    assert first.at.line == LAYERS_LINE + 1 + at, str(caught.value)
+    assert first.layer and first.layer.endswith(f"({layers[at]['type']})"), str(caught.value)
 
 
 # ---- table-driven rows: every kind has one, and hand-picked edge cases ---------------------

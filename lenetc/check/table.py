@@ -12,7 +12,10 @@ from .shapes import ShapeTrace
 
 
 def check_table(trace: ShapeTrace) -> str:
+    """The shape table; a graph (a layer reading anything but the layer before it) gets an
+    `inputs` column after `type`, a chain's table is unchanged."""
     spec = trace.spec
+    graph = not trace.is_chain
     header = ("layer", "type", "line", "output", "derivation", "params", "flops")
     rows = [("input", "", str(spec.input_line or ""), fmt_shape(spec.input_shape), "", "", "")]
     for t in trace.nodes:
@@ -38,8 +41,12 @@ def check_table(trace: ShapeTrace) -> str:
             f"{trace.flops:,}",
         )
     )
-    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
     right = {2, 5, 6}
+    if graph:
+        reads = ["inputs", ""] + [", ".join(t.node.inputs) for t in trace.nodes] + [""]
+        header, *rows = [(*r[:2], k, *r[2:]) for r, k in zip([header, *rows], reads)]
+        right = {3, 6, 7}
+    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
 
     def line(row: tuple[str, ...]) -> str:
         cells = [
@@ -69,6 +76,7 @@ def check_json(trace: ShapeTrace) -> str:
             {
                 "name": t.node.name,
                 "type": t.node.type,
+                "inputs": list(t.node.inputs),
                 "line": t.node.line,
                 "input_shape": list(t.in_shape),
                 "output_shape": list(t.out_shape),

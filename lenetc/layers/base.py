@@ -41,6 +41,8 @@ class LayerInput:
 
     shape: Shape
     factors: Shape | None = None
+    source: str = ""  # the layer that produced it ("input" for the network's input)
+    line: int = 0  # that layer's YAML line, for messages about joins
 
 
 @dataclass(frozen=True)
@@ -56,7 +58,8 @@ class Inferred:
     factors: Shape | None = None  # set by flatten, read by linear for `16 * 5 * 5`
 
 
-Rule = Callable[[Mapping[str, Any], LayerInput], Inferred]
+# (parsed keys, input) -> Inferred; a join kind's rule takes a tuple of LayerInputs instead.
+Rule = Callable[[Mapping[str, Any], Any], Inferred]
 
 
 @dataclass(frozen=True)
@@ -71,12 +74,21 @@ class LayerKind:
     # An exporter may fold this layer into the one before it (ONNX folds batch norm into the
     # preceding conv): that layer's parameters in an artifact may differ from weights.pt.
     folds_into_input: bool = False
+    # A join (add, cat) reads two or more inputs: its rule takes a tuple of LayerInputs, one per
+    # name in the layer's `inputs`. Every other kind reads exactly one.
+    join: bool = False
+
+    @property
+    def arity(self) -> tuple[int, int]:
+        """How many inputs the kind reads: (at least, at most)."""
+        return (2, MAX_JOIN) if self.join else (1, 1)
 
     @property
     def keys(self) -> tuple[str, ...]:
         return tuple(p.name for p in self.params)
 
 
+MAX_JOIN = 64  # operands of one add or cat
 REGISTRY: dict[str, LayerKind] = {}
 
 

@@ -1,4 +1,4 @@
-"""flatten, linear, batch_norm2d, dropout."""
+"""flatten, linear, batch_norm2d, batch_norm1d, dropout."""
 
 from __future__ import annotations
 
@@ -84,6 +84,31 @@ def _batch_norm2d(a: Mapping[str, Any], inp: LayerInput) -> Inferred:
     )
 
 
+def _batch_norm1d(a: Mapping[str, Any], inp: LayerInput) -> Inferred:
+    need_rank(
+        inp,
+        1,
+        "batch_norm1d",
+        "batch_norm1d normalizes features; for (channels, height, width) maps use batch_norm2d",
+    )
+    (n,) = inp.shape
+    if a["num_features"] is not None and a["num_features"] != n:
+        raise ShapeProblem(
+            f"num_features is {a['num_features']}, but its input has {n} features",
+            hint=f"remove num_features to infer it, or set it to {n}",
+            key="num_features",
+        )
+    return Inferred(
+        out_shape=inp.shape,
+        formula=f"normalizes {n} features",
+        params=2 * n if a["affine"] else 0,
+        flops=2 * n,
+        args={"num_features": lit(n)},
+        options=options(a, {"eps": 1e-5, "momentum": 0.1, "affine": True}),
+        factors=inp.factors,  # between flatten and linear it keeps `16 * 5 * 5`
+    )
+
+
 def _dropout(a: Mapping[str, Any], inp: LayerInput) -> Inferred:
     return Inferred(
         out_shape=inp.shape,
@@ -135,6 +160,24 @@ register(
         module=True,
         torch="nn.BatchNorm2d",
         summary="batch normalization over channels",
+        folds_into_input=True,
+    )
+)
+
+register(
+    LayerKind(
+        type="batch_norm1d",
+        prefix="bn",
+        params=(
+            Param("eps", number(0.0, 1.0, lo_open=True), 1e-5, "added to the variance"),
+            Param("momentum", number(0.0, 1.0), 0.1, "running-statistics momentum"),
+            Param("affine", boolean, True, "learn a scale and shift"),
+            Param("num_features", integer(1, 1 << 24), None, "optional; inferred and checked"),
+        ),
+        rule=_batch_norm1d,
+        module=True,
+        torch="nn.BatchNorm1d",
+        summary="batch normalization over features (MLPs)",
         folds_into_input=True,
     )
 )

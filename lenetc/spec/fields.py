@@ -44,6 +44,8 @@ def describe(value: Any) -> str:
         return "a list " + _short(value)
     if isinstance(value, str):
         return f"'{value}'" if len(value) < 40 else f"'{value[:37]}...'"
+    if isinstance(value, float) and not math.isfinite(value):
+        return ".nan" if value != value else (".inf" if value > 0 else "-.inf")
     return repr(value)
 
 
@@ -95,7 +97,10 @@ def number(
             )
         value = float(value)
         if not math.isfinite(value):
-            raise FieldError(f"expected a finite number, found {value}")
+            raise FieldError(
+                f"expected a finite number, found {describe(value)}",
+                hint="NaN and infinity are refused everywhere in a spec",
+            )
         too_low = value <= lo if lo_open else value < lo
         if too_low or value > hi:
             if hi == math.inf:

@@ -1,9 +1,12 @@
 """Stage 1, load: a spec file -> Spec, the typed IR every later stage reads.
 
-Takes a path to YAML; returns a frozen Spec whose layers are Nodes with explicit inputs (a chain
-today, a graph later), parsed keys, and YAML lines. Raises SpecError listing every problem found:
-unknown types and keys (with the nearest known one), wrong types and ranges, unsafe names. Shapes
-are not checked here (check/shapes.py does). No torch import.
+Takes a path to YAML; returns a frozen Spec whose layers are Nodes with explicit inputs: a layer
+reads the layers named in its `inputs:` (earlier layers, auto names included, or `input`), or else
+the layer before it, so a chain spec is a graph whose every node reads its predecessor. The list is
+in topological order and the output is the last layer. Raises SpecError listing every problem
+found: unknown types and keys (with the nearest known one), wrong types and ranges, unsafe names,
+references to unknown or later layers, layers whose output nothing reads. Shapes are not checked
+here (check/shapes.py does). No torch import.
 """
 
 from __future__ import annotations
@@ -91,7 +94,7 @@ def parse_spec(data: YMap, file: str, source_dir: Path, sha256: str = "") -> Spe
     report = Reporter(file)
     top = Section(
         data,
-        ["name", "class_name", "input", "layers", "train", "export", "verify"],
+        ["name", "class_name", "input", "layers", "train", "export", "verify", "blocks"],
         report,
         where="the spec",
         line=data.line,
@@ -234,6 +237,7 @@ def _read_layers(top: Section, report: Reporter) -> list[Node]:
             line,
         )
         return []
+    raw = _splice_blocks(raw)
     if len(raw) > MAX_LAYERS:
         top.fail(f"the spec has {len(raw)} layers; lenetc takes at most {MAX_LAYERS}", line)
         return []
@@ -245,27 +249,130 @@ def _read_layers(top: Section, report: Reporter) -> list[Node]:
         kind = REGISTRY[item.kind_name]
         s = Section(
             item.data,
-            ("type", "name") + kind.keys,
+            ("type", "name", "inputs") + kind.keys,
             report,
             where=f"layer {item.kind_name}",
             line=item.line,
             layer=f"{item.name} ({item.kind_name})",
         )
         args = {p.name: s.get(p.name, p.parse, p.default) for p in kind.params}
-        if s.ok and ok:
+        inputs = _inputs(item, s, items, previous) if ok else None
+        if s.ok and ok and inputs is not None:
             nodes.append(
                 Node(
                     name=item.name,
                     type=item.kind_name,
                     args=args,
-                    inputs=(previous,),
+                    inputs=inputs,
                     line=item.line,
                     key_lines=dict(item.data.key_lines),
                     auto_named=item.given is None,
                 )
             )
-            previous = item.name
+        previous = item.name
+    if ok and len(nodes) == len(raw):
+        _check_every_output_is_read(nodes, top)
     return nodes
+
+
+def _inputs(item: _Item, s: Section, items: list[_Item], previous: str) -> tuple[str, ...] | None:
+    """The names a layer reads: its `inputs:`, each an earlier layer or `input`, or else the
+    layer before it. Records a located problem and returns None when a name does not resolve."""
+    kind = REGISTRY[item.kind_name]
+    lo, hi = kind.arity
+    line = s.line("inputs") if s.has("inputs") else item.line
+    if not s.has("inputs"):
+        if lo > 1:
+            s.fail(
+                f"{item.kind_name} joins {lo} or more layers; name them in inputs",
+                line,
+                hint=f"e.g. inputs: [{previous}, <an earlier layer>]",
+            )
+            return None
+        return (previous,)
+    raw = s.raw("inputs")
+    if not isinstance(raw, YList) or not raw or not all(isinstance(r, str) for r in raw):
+        s.fail(
+            f"inputs: expected a list of layer names, found {describe(raw)}",
+            line,
+            hint="e.g. inputs: [conv1] or inputs: [bn2, relu1]; 'input' is the network's input",
+        )
+        return None
+    if not lo <= len(raw) <= hi:
+        wants = "one input" if hi == 1 else f"{lo} to {hi} inputs"
+        s.fail(
+            f"inputs: {item.kind_name} reads {wants}, found {len(raw)}",
+            line,
+            hint="join several layers with {type: add} or {type: cat}"
+            if hi == 1
+            else "name every layer it joins",
+        )
+        return None
+    index = {other.name: other for other in items}
+    earlier = [INPUT] + [other.name for other in items if other.index < item.index]
+    ok = True
+    for ref in raw:
+        other = index.get(ref)
+        if ref == INPUT or (other is not None and other.index < item.index):
+            continue
+        ok = False
+        if other is item:
+            s.fail(
+                f"inputs: '{ref}' is this layer itself; a layer reads only layers above it",
+                line,
+                hint=f"read the layer before it ({previous})",
+            )
+        elif other is not None:
+            s.fail(
+                f"inputs: '{ref}' is defined later (line {other.line}); layers are listed in the "
+                "order they run, and a layer reads only layers above it",
+                line,
+                hint=f"move this layer below {ref}, or read a layer above it",
+            )
+        else:
+            near = nearest(ref, earlier)
+            s.fail(
+                f"inputs: no layer above this one is named '{ref}'",
+                line,
+                hint=f"did you mean '{near}'?"
+                if near
+                else "layers above it: " + ", ".join(earlier[-8:]),
+            )
+    return tuple(raw) if ok else None
+
+
+def _check_every_output_is_read(nodes: list[Node], top: Section) -> None:
+    """A layer that no later layer reads, other than the last (the output), is a dangling branch:
+    its work is lost, and it almost always means a missing name in some `inputs:`."""
+    read = {name for node in nodes for name in node.inputs}
+    for node in nodes[:-1]:
+        if node.name not in read:
+            top.report.add(
+                f"its output is never used: no later layer reads it, and only the last layer "
+                f"({nodes[-1].name}) is the network's output",
+                node.line,
+                layer=node.label,
+                hint=f"read it in a later layer's inputs (e.g. inputs: [..., {node.name}]), "
+                "or remove it",
+            )
+
+
+def _splice_blocks(raw: YList) -> YList:
+    """A list inside `layers:` is a block of layers (usually a YAML alias, `- *stage`): its
+    layers take its place, in order, with the lines they carry (an alias's: the line of its use)."""
+    out = YList()
+    out.line, out.item_lines = raw.line, []
+
+    def add(items: YList, depth: int) -> None:
+        for i, entry in enumerate(items):
+            if isinstance(entry, YList) and depth < 8 and len(out) <= MAX_LAYERS:
+                add(entry, depth + 1)
+            else:
+                out.append(entry)
+                out.item_lines.append(line_of(items, i))
+
+    add(raw, 0)
+    return out
 
 
 def _item(top: Section, raw: YList, i: int, entry: Any) -> _Item | None:

@@ -2,13 +2,16 @@
 
 Takes a path; returns a YMap (a dict that knows the line of each of its keys). Nothing in the file
 can run code: we compose the node tree with PyYAML's safe composer and build plain values ourselves,
-rejecting custom tags, aliases (so no alias bombs), duplicate keys, deep nesting, huge files,
-non-UTF-8 bytes and NaN/inf. Raises SpecError with the file and line.
+rejecting custom tags, duplicate keys, deep nesting, huge files and non-UTF-8 bytes. Anchors and
+aliases (`&block` ... `*block`) and merge keys (`<<: *block`) are accepted, so a block is written
+once and reused; everything an alias expands to carries the line where the alias is used, so an
+error inside a reused block points at the use. An expansion budget refuses alias bombs ("billion
+laughs") before they grow. NaN and infinity pass through as floats: the field that reads them
+says which key holds them (fields.py). Raises SpecError with the file and line.
 """
 
 from __future__ import annotations
 
-import math
 import re
 from pathlib import Path
 from typing import Any
@@ -22,6 +25,9 @@ from ..errors import Location, Problem, SpecError
 MAX_SPEC_BYTES = 256 * 1024  # a spec is a page of YAML; anything this big is not one
 MAX_DEPTH = 16  # specs nest four levels deep; a deeper document is malformed or hostile
 MAX_NODES = 50_000
+# Values that aliases may add by expansion. Reusing a block of layers ten times adds a few hundred;
+# a "billion laughs" bomb multiplies by ten per level and passes this within four levels.
+MAX_ALIAS_VALUES = 4_000
 # What PyYAML's reader refuses (with a multi-line message and no line): C0 controls but tab,
 # newline and carriage return; DEL and C1 controls but NEL; surrogates; U+FFFE / U+FFFF.
 _CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x84\x86-\x9f\ud800-\udfff\ufffe\uffff]")
@@ -110,7 +116,7 @@ def load_yaml_text(raw: bytes, name: str) -> YMap:
             )
         )
     try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
+        node = yaml.compose(text, Loader=_Loader)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + 1 if mark else 0
@@ -152,88 +158,146 @@ def _kind(value: Any) -> str:
     return type(value).__name__
 
 
+class _AliasUse:
+    """An alias (`*block`) where it is used: the anchored node, and the mark of this use."""
+
+    def __init__(self, node: Node, mark: yaml.Mark) -> None:
+        self.node = node
+        self.start_mark = mark
+
+
+class _Loader(yaml.SafeLoader):
+    """PyYAML's safe loader, except that an alias composes to an _AliasUse that remembers where it
+    is used (PyYAML hands back the anchored node itself, and the line of the use is lost)."""
+
+    def compose_node(self, parent: Node | None, index: Any) -> Any:
+        if self.check_event(yaml.AliasEvent):
+            event = self.get_event()
+            if event.anchor not in self.anchors:
+                raise yaml.composer.ComposerError(
+                    None, None, f"found undefined alias *{event.anchor}", event.start_mark
+                )
+            return _AliasUse(self.anchors[event.anchor], event.start_mark)
+        return super().compose_node(parent, index)
+
+
 class _Builder:
     """Turns composed YAML nodes into YMap / YList / plain scalars, refusing anything unsafe."""
 
     def __init__(self, name: str) -> None:
         self.name = name
-        self.seen: set[int] = set()
         self.count = 0
+        self.expanded = 0  # values built through an alias
+        self.open: list[int] = []  # ids of the nodes being built, outermost first
         self.scalars = SafeConstructor()
 
-    def fail(self, node: Node, message: str, hint: str | None = None) -> SpecError:
-        return SpecError(Problem(message, Location(self.name, node.start_mark.line + 1), hint=hint))
+    def fail(
+        self, node: Any, message: str, hint: str | None = None, at: int | None = None
+    ) -> SpecError:
+        line = at if at is not None else node.start_mark.line + 1
+        return SpecError(Problem(message, Location(self.name, line), hint=hint))
 
-    def build(self, node: Node, depth: int) -> Any:
+    def build(self, node: Any, depth: int, at: int | None = None) -> Any:
+        """The value of a node; `at`, inside an alias, is the line of the alias's use."""
         if depth > MAX_DEPTH:
-            raise self.fail(node, f"the YAML nests deeper than {MAX_DEPTH} levels")
-        # The composer hands back the very same node object for every alias of an anchor;
-        # seeing a node twice means an alias, and aliases are how YAML "billion laughs" bombs work.
-        if id(node) in self.seen:
-            raise self.fail(
-                node,
-                "YAML aliases (*name) are not allowed in a spec",
-                hint="write the value out where it is used",
-            )
-        self.seen.add(id(node))
+            raise self.fail(node, f"the YAML nests deeper than {MAX_DEPTH} levels", at=at)
+        if isinstance(node, _AliasUse):
+            if id(node.node) in self.open:
+                raise self.fail(
+                    node,
+                    "this YAML alias refers to the block that contains it (it would never end)",
+                    hint="an alias can only reuse a block that is complete above it",
+                    at=at,
+                )
+            return self.build(node.node, depth, node.start_mark.line + 1 if at is None else at)
         self.count += 1
         if self.count > MAX_NODES:
             raise self.fail(
-                node, f"the YAML has more than {MAX_NODES:,} values, too many for a spec"
+                node, f"the YAML has more than {MAX_NODES:,} values, too many for a spec", at=at
             )
-        if isinstance(node, MappingNode):
-            return self._mapping(node, depth)
-        if isinstance(node, SequenceNode):
-            if node.tag != "tag:yaml.org,2002:seq":
-                raise self._bad_tag(node)
-            out = YList()
-            out.line = node.start_mark.line + 1
-            out.item_lines = []
-            for item in node.value:
-                out.append(self.build(item, depth + 1))
-                out.item_lines.append(item.start_mark.line + 1)
-            return out
-        assert isinstance(node, ScalarNode)
-        return self._scalar(node)
+        if at is not None:
+            self.expanded += 1
+            if self.expanded > MAX_ALIAS_VALUES:
+                raise self.fail(
+                    node,
+                    f"YAML aliases expand to more than {MAX_ALIAS_VALUES:,} values, far more than "
+                    "a spec reuses: this looks like an alias bomb (billion laughs)",
+                    hint="reuse a block a few times, not blocks of blocks of blocks",
+                    at=at,
+                )
+        self.open.append(id(node))
+        try:
+            if isinstance(node, MappingNode):
+                return self._mapping(node, depth, at)
+            if isinstance(node, SequenceNode):
+                if node.tag != "tag:yaml.org,2002:seq":
+                    raise self._bad_tag(node, at)
+                out = YList()
+                out.line = _line(node, at)
+                out.item_lines = []
+                for item in node.value:
+                    out.append(self.build(item, depth + 1, at))
+                    out.item_lines.append(_line(item, at))
+                return out
+            assert isinstance(node, ScalarNode)
+            return self._scalar(node, at)
+        finally:
+            self.open.pop()
 
-    def _mapping(self, node: MappingNode, depth: int) -> YMap:
+    def _mapping(self, node: MappingNode, depth: int, at: int | None) -> YMap:
         if node.tag != "tag:yaml.org,2002:map":
-            raise self._bad_tag(node)
+            raise self._bad_tag(node, at)
         out = YMap()
-        out.line = node.start_mark.line + 1
+        out.line = _line(node, at)
         out.key_lines = {}
+        merged: list[tuple[YMap, int]] = []
         for key_node, value_node in node.value:
-            if key_node.tag == "tag:yaml.org,2002:merge":
-                raise self.fail(key_node, "YAML merge keys (<<) are not allowed in a spec")
-            key = self.build(key_node, depth + 1)
+            if getattr(key_node, "tag", None) == "tag:yaml.org,2002:merge":
+                merged.extend(self._merge(key_node, value_node, depth, at))
+                continue
+            key = self.build(key_node, depth + 1, at)
             if not isinstance(key, str):
-                raise self.fail(key_node, f"keys must be text, found {_kind(key)} {key!r}")
+                raise self.fail(key_node, f"keys must be text, found {_kind(key)} {key!r}", at=at)
             if key in out:
                 raise self.fail(
                     key_node,
                     f"duplicate key '{key}' (first on line {out.key_lines[key]})",
                     hint="keep one of them",
+                    at=at,
                 )
-            out[key] = self.build(value_node, depth + 1)
-            out.key_lines[key] = key_node.start_mark.line + 1
+            out[key] = self.build(value_node, depth + 1, at)
+            out.key_lines[key] = _line(key_node, at)
+        for block, line in merged:  # keys written out win over merged ones, as YAML says
+            for key, value in block.items():
+                if key not in out:
+                    out[key] = value
+                    out.key_lines[key] = line
         return out
 
-    def _scalar(self, node: ScalarNode) -> Any:
+    def _merge(self, key_node: Node, value_node: Any, depth: int, at: int | None):
+        """`<<: *block` or `<<: [*a, *b]`: the mappings to merge, each with the line of the use."""
+        line = _line(key_node, at)
+        value = self.build(value_node, depth + 1, at)
+        blocks = value if isinstance(value, YList) else [value]
+        if not blocks or not all(isinstance(b, YMap) for b in blocks):
+            raise self.fail(
+                key_node,
+                "a YAML merge key (<<) takes a mapping or a list of mappings",
+                hint="e.g. {<<: *conv3x3, out_channels: 64}",
+                at=at,
+            )
+        return [(b, line) for b in blocks]
+
+    def _scalar(self, node: ScalarNode, at: int | None) -> Any:
         if node.tag not in _PLAIN_TAGS:
-            raise self._bad_tag(node)
+            raise self._bad_tag(node, at)
         try:
             value = self.scalars.construct_object(node)
         except (yaml.YAMLError, ValueError) as exc:
-            raise self.fail(node, f"cannot read the value {node.value!r}: {exc}") from None
-        if isinstance(value, float) and not math.isfinite(value):
-            raise self.fail(
-                node,
-                f"expected a finite number, found {node.value}",
-                hint="NaN and infinity are refused everywhere in a spec",
-            )
+            raise self.fail(node, f"cannot read the value {node.value!r}: {exc}", at=at) from None
         return value
 
-    def _bad_tag(self, node: Node) -> SpecError:
+    def _bad_tag(self, node: Node, at: int | None) -> SpecError:
         tag = node.tag.replace("tag:yaml.org,2002:", "!!")
         if isinstance(node, ScalarNode) and node.style is None and not _explicit_tag(node):
             # an implicit type such as a date (2024-01-01) or binary: say what was written
@@ -241,9 +305,15 @@ class _Builder:
                 node,
                 f"'{node.value}' reads as a YAML {tag[2:]}, which a spec never holds",
                 hint="quote it to make it text",
+                at=at,
             )
         return self.fail(
             node,
             f"YAML tag {tag} is not allowed in a spec (only plain values, lists and mappings)",
             hint="remove the tag; a spec never needs one",
+            at=at,
         )
+
+
+def _line(node: Any, at: int | None) -> int:
+    return at if at is not None else node.start_mark.line + 1

@@ -18,6 +18,7 @@ from pathlib import Path
 
 from ..check.shapes import ShapeTrace
 from ..layers import REGISTRY
+from ..spec.load import INPUT
 from .templates import environment, fragment, starts_line
 from .values import LayerView, identifier
 from .walk import batched, derivation_comment, layer_views
@@ -37,6 +38,7 @@ class Line:
     above: tuple[str, ...] = ()
     inline: str = ""
     layers: tuple[int, ...] = field(default=(), compare=False)  # indices into trace.nodes
+    assigns: str = field(default="x", compare=False)  # the variable it sets ("" for return)
 
 
 def render(trace: ShapeTrace, target: str = "torch") -> str:
@@ -74,28 +76,136 @@ def forward_lines(trace: ShapeTrace, target: str = "torch") -> list[Line]:
     A layer that starts a line (a parametric one, flatten, dropout) begins a statement; the
     parameter-free ops after it wrap around it, `x = F.max_pool2d(F.relu(self.conv1(x)), 2)`, up to
     MAX_WRAPS of them and as long as the statement fits on one line; else the line is split.
+    In a graph a statement also begins at a join, at a layer that reads anything but the layer
+    before it, and after a layer whose output is read again later; such an output keeps a name
+    (see _Values), and a chain reads exactly as it always did: x, statement after statement.
     """
     views = layer_views(trace)
+    readers = trace.readers()
     groups: list[list[int]] = []
     wraps = 0
+    previous = INPUT
     for i, t in enumerate(trace.nodes):
         functional = not REGISTRY[t.node.type].module
-        if not groups or starts_line(target, t.node.type) or (functional and wraps >= MAX_WRAPS):
+        branches = (
+            REGISTRY[t.node.type].join
+            or t.node.inputs != (previous,)
+            or readers[previous] != (t.node.name,)
+        )
+        if (
+            not groups
+            or branches
+            or starts_line(target, t.node.type)
+            or (functional and wraps >= MAX_WRAPS)
+        ):
             groups.append([i])
             wraps = 0
         else:
             groups[-1].append(i)
             wraps += functional
+        previous = t.node.name
     statements: list[list[int]] = []
     for group in groups:
         statements.extend(_fit(group, trace, views, target))
+    values = _Values(trace, statements)
     lines = []
     for n, layers in enumerate(statements):
-        head = "return " if n == len(statements) - 1 else "x = "
-        expr = _expression(layers, trace, views, target)
+        last = n == len(statements) - 1
+        operands, save, assigns = values.step(n)
+        if save:
+            lines.append(Line((f"{save} = x",), layers=(), assigns=save))
+        head = "return " if last else f"{assigns} = "
+        expr = _expression(layers, trace, views, target, operands)
         comment = derivation_comment([trace.nodes[i] for i in layers])
-        lines.append(_line(head, expr, comment, tuple(layers)))
+        lines.append(_line(head, expr, comment, tuple(layers), "" if last else assigns))
     return lines
+
+
+class _Values:
+    """Which variable holds each layer's output while forward runs.
+
+    `x` holds the value being worked on. Before a statement overwrites `x` while its value is
+    still read later, the value is saved under a name: `identity` when it is a residual shortcut
+    (every later reader leads to an add), else the layer's own name (`stem = x`). A statement that
+    reads a saved value while `x` is still needed computes a branch in a variable of its own,
+    named for the layer that ends the branch (`a_b2 = F.relu(self.a_3x3_reduce(stem))`, then
+    `a_b2 = F.relu(self.a_3x3(a_b2))`); a shortcut is computed in `identity` itself, as in
+    `identity = self.down(identity)`. In a chain every value is read once, by the next statement,
+    so everything is `x`.
+    """
+
+    def __init__(self, trace: ShapeTrace, statements: list[list[int]]) -> None:
+        self.trace = trace
+        self.statements = statements
+        self.nodes = {t.node.name: t.node for t in trace.nodes}
+        self.readers = trace.readers()
+        self.last_use: dict[str, int] = {}
+        for n, layers in enumerate(statements):
+            for name in trace.nodes[layers[0]].node.inputs:
+                self.last_use[name] = n
+        self.where: dict[str, str] = {INPUT: "x"}  # value -> variable
+        self.x = INPUT  # the value x holds
+        self.branches: set[str] = set()  # variables a branch may keep writing to
+        taken = set(self.nodes) | {"x"}
+        self.identity = "identity" if "identity" not in taken else None
+        self.input_name = next(n for n in ("x_in", "x_input", "x_0") if n not in taken)
+
+    def _live_after(self, value: str, n: int) -> bool:
+        return self.last_use.get(value, -1) > n
+
+    def step(self, n: int) -> tuple[list[str], str | None, str]:
+        """For statement n: its operands' variables, the name `x` is saved under first (or None),
+        and the variable it assigns."""
+        inputs = self.trace.nodes[self.statements[n][0]].node.inputs
+        result = self.trace.nodes[self.statements[n][-1]].node.name
+        save = None
+        if self.x in inputs and self._live_after(self.x, n):
+            save = self._saved_name(self.x, n)
+            self.where[self.x] = save
+            operands = ["x" if v == self.x else self.where[v] for v in inputs]
+            assigns = "x"
+        else:
+            operands = [self.where[v] for v in inputs]
+            assigns = "x"
+            if self._live_after(self.x, n):  # x is still needed: a branch
+                held = self.where[inputs[0]]
+                if held in self.branches and not self._live_after(inputs[0], n):
+                    assigns = held
+                else:
+                    assigns = self._branch_end(result)
+                    self.branches.add(assigns)
+        if assigns == "x":
+            self.x = result
+        self.where[result] = assigns
+        return operands, save, assigns
+
+    def _saved_name(self, value: str, n: int) -> str:
+        live = {v for k, v in self.where.items() if k != value and self.last_use.get(k, -1) >= n}
+        if self.identity and self.identity not in live and self._shortcut(value):
+            self.branches.add(self.identity)
+            return self.identity
+        return self.input_name if value == INPUT else value
+
+    def _branch_end(self, value: str) -> str:
+        """The last layer of the branch that value starts: follow single readers to a join."""
+        while len(self.readers[value]) == 1:
+            reader = self.readers[value][0]
+            if REGISTRY[self.nodes[reader].type].join:
+                break
+            value = reader
+        return value
+
+    def _shortcut(self, value: str) -> bool:
+        """Whether every reader of value leads, through single-input layers, to an add."""
+        for reader in self.readers[value]:
+            while not REGISTRY[self.nodes[reader].type].join:
+                after = self.readers[reader]
+                if len(after) != 1:
+                    return False
+                reader = after[0]
+            if self.nodes[reader].type != "add":
+                return False
+        return True
 
 
 def _fit(group: list[int], trace: ShapeTrace, views: list[LayerView], target: str) -> list[list]:
@@ -115,18 +225,30 @@ def _fit(group: list[int], trace: ShapeTrace, views: list[LayerView], target: st
     return out
 
 
-def _expression(layers: list[int], trace: ShapeTrace, views: list[LayerView], target: str) -> str:
-    expr = "x"
+def _expression(
+    layers: list[int],
+    trace: ShapeTrace,
+    views: list[LayerView],
+    target: str,
+    operands: list[str] | None = None,
+) -> str:
+    """The statement's expression; a join's fragment takes its operands' names as a list."""
+    first = trace.nodes[layers[0]].node
+    operands = operands or ["x"] * len(first.inputs)
+    expr = operands[0]
     for i in layers:
-        expr = str(fragment(target, trace.nodes[i].node.type).call(views[i], expr))
+        node = trace.nodes[i].node
+        macro = fragment(target, node.type).call
+        expr = str(macro(views[i], operands if REGISTRY[node.type].join else expr))
     return expr
 
 
-def _line(head: str, expr: str, comment: str, layers: tuple[int, ...]) -> Line:
+def _line(head: str, expr: str, comment: str, layers: tuple[int, ...], assigns: str) -> Line:
     code = _statement(head, expr, INDENT)
     if len(code) == 1 and INDENT + len(code[0]) + 4 + len(comment) <= LINE_LENGTH:
-        return Line(code, inline=comment, layers=layers)
-    return Line(code, above=_wrap_comment(comment, LINE_LENGTH - INDENT - 2), layers=layers)
+        return Line(code, inline=comment, layers=layers, assigns=assigns)
+    above = _wrap_comment(comment, LINE_LENGTH - INDENT - 2)
+    return Line(code, above=above, layers=layers, assigns=assigns)
 
 
 # ---- layout: statements as ruff format would write them ---------------------------------------

@@ -23,7 +23,7 @@ import torch
 
 from ..layers import REGISTRY
 from ..runtimes.base import Observed, Runtime
-from ..spec.load import Node, Spec
+from ..spec.load import INPUT, Node, Spec
 
 
 @dataclass
@@ -151,10 +151,15 @@ def locate(
 def match_observed(
     spec: Spec, ref: dict[str, np.ndarray], observed: Observed, atol: float, rtol: float
 ) -> list[LayerCheck]:
-    """Walk the spec's layers in order; each is reproduced by a later same-shaped tensor, or not."""
+    """Walk the spec's layers in order; each is reproduced by a same-shaped tensor that comes
+    after the tensors of its inputs, or not. (In a chain that is after the previous match; in a
+    graph the artifact may run the branches in another order than the spec lists them.)"""
     checks: list[LayerCheck] = []
-    cursor = -1
+    folded = {node.inputs[0] for node in spec.nodes if REGISTRY[node.type].folds_into_input}
+    after: dict[str, int] = {INPUT: -1}  # layer -> index of its tensor (or of its inputs')
     for node in spec.nodes:
+        cursor = max(after.get(name, -1) for name in node.inputs)
+        after[node.name] = cursor
         want = ref.get(node.name)
         candidates = [
             (i, label, value)
@@ -168,9 +173,12 @@ def match_observed(
         passing = [s for s in scored if s[2]]
         if passing:
             i, label, _, max_abs = passing[0]
-            cursor = i
+            after[node.name] = i
             checks.append(LayerCheck(node.name, node.type, node.line, f"'{label}'", max_abs, True))
             continue
+        if node.name in folded:  # an exporter may fold the next layer (batch norm) into it:
+            checks.append(LayerCheck(node.name, node.type, node.line, None, None, None))
+            continue  # its own output then exists nowhere in the artifact
         _, label, _, max_abs = min(scored, key=lambda s: s[3])
         checks.append(LayerCheck(node.name, node.type, node.line, f"'{label}'", max_abs, False))
         break  # everything after the first divergence inherits it
@@ -182,11 +190,12 @@ def run_layers(
 ) -> list[LayerCheck]:
     """Feed each of the artifact's layer submodules the reference input of that layer."""
     checks: list[LayerCheck] = []
-    previous = x.astype(np.float64)
+    outputs = {INPUT: x.astype(np.float64)}
     for node in spec.nodes:
         want = ref.get(node.name)
         layer = runtime.layer(node.name)
-        if layer is None or want is None:
+        previous = outputs.get(node.inputs[0])  # a layer submodule reads one input
+        if layer is None or want is None or previous is None:
             checks.append(LayerCheck(node.name, node.type, node.line, None, None, None))
         else:
             with torch.no_grad():
@@ -198,7 +207,7 @@ def run_layers(
             if not ok:
                 break
         if want is not None:
-            previous = want
+            outputs[node.name] = want
     return checks
 
 
