@@ -39,8 +39,9 @@ def runtime_status(dist: Path) -> dict:
         return {
             "available": False,
             "message": "The live panel needs ONNX Runtime Web, which is not installed here "
-            f"({dist / missing[0]} is missing): run {INSTALL} in the lenetc checkout, "
-            "then lenetc serve again. The rest of the report works without it.",
+            f"({dist / missing[0]} is missing): run {INSTALL} in the lenetc checkout, or set "
+            "LENETC_ORT_WEB to onnxruntime-web's dist/ folder, then lenetc serve again. The "
+            "rest of the report works without it.",
         }
     try:
         version = json.loads((dist.parent / "package.json").read_text())["version"]
