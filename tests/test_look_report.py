@@ -169,3 +169,33 @@ def test_lenetc_serve_prints_its_address_and_stops_on_ctrl_c(lenet_build):
         if proc.poll() is None:
             proc.kill()
             proc.wait(timeout=10)
+
+
+MLP = """\
+name: tiny_mlp
+input: {shape: [8]}
+layers:
+  - {type: linear, out_features: 16}
+  - {type: relu}
+  - {type: linear, out_features: 3}
+train:
+  dataset: {name: synthetic, samples: 200, num_classes: 3}
+  epochs: 2
+  batch_size: 32
+  seed: 1
+verify: {providers: [cpu], batch_sizes: [2]}
+"""
+
+
+@pytest.mark.slow
+def test_a_build_ends_by_naming_its_report_even_for_a_model_that_takes_no_image(tmp_path):
+    """make demo's last line names the report; an MLP's report has no images and no panel."""
+    (tmp_path / "mlp.yaml").write_text(MLP)
+    result = CliRunner().invoke(main, ["build", str(tmp_path / "mlp.yaml"), "-o", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    report = tmp_path / "tiny_mlp" / "report.html"
+    assert result.stdout.splitlines()[-1] == f"report: {report}"
+    page = report.read_text()
+    assert "the live panel draws one grayscale image; this model takes (8)" in page
+    assert "<canvas" not in page and "<li><img" not in page
+    assert 'class="confusion"' in page and 'data-layer="fc2"' in page
