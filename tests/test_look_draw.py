@@ -169,3 +169,9 @@ def test_draw_prints_svg_and_a_bad_spec_exits_2():
     assert ok.exit_code == 0 and ok.output.startswith("<svg ")
     bad = CliRunner().invoke(main, ["draw", str(SPECS / "invalid" / "in_features_wrong.yaml")])
     assert bad.exit_code == 2 and "in_features" in bad.output and "Traceback" not in bad.output
+
+
+def test_help_lists_draw_report_and_serve():
+    result = CliRunner().invoke(main, ["--help"])
+    for command in ("draw", "report", "serve"):
+        assert f"  {command} " in result.output

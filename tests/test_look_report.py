@@ -199,3 +199,15 @@ def test_a_build_ends_by_naming_its_report_even_for_a_model_that_takes_no_image(
     assert "the live panel draws one grayscale image; this model takes (8)" in page
     assert "<canvas" not in page and "<li><img" not in page
     assert 'class="confusion"' in page and 'data-layer="fc2"' in page
+
+
+def test_the_python_embedding_snippet_in_the_page_runs(lenet_build, html):
+    """The page's commands are meant to be pasted: the Python one must run as printed."""
+    import html as html_lib
+
+    snippets = re.findall(r"<pre><code>(.*?)</code></pre>", html, re.S)
+    python = next(html_lib.unescape(s) for s in snippets if s.startswith("import json"))
+    proc = subprocess.run([sys.executable, "-c", python], cwd=ROOT, capture_output=True,
+                          text=True, timeout=60)  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() in [str(i) for i in range(10)]
