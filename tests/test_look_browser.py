@@ -112,7 +112,8 @@ def visit(lenet_build, tmp_path_factory, monkeypatch_module):
             s.server_close()
             t.join(timeout=10)
     return {"served": served, "file": as_file, "graph": graph, "without": without,
-            "expected": expected, "origin": url(server).removesuffix("report.html"),
+            "expected": expected, "meta": dict(meta),
+            "origin": url(server).removesuffix("report.html"),
             "screenshot": tmp / "report.png"}  # fmt: skip
 
 
@@ -184,7 +185,15 @@ def test_the_panel_classifies_a_test_image_as_onnxruntime_in_python_does(visit):
     assert np.abs(got - expected).max() < 1e-4, np.abs(got - expected).max()
     assert int(page["top"]) == int(expected.argmax())
     assert page["bars"] == page["probabilities"]  # the bars show what the model returned
-    assert page["metadata"]["labels"] == [str(i) for i in range(10)]
+    meta = visit["meta"]  # read by the page from model.onnx's bytes, as onnxruntime reads it
+    assert page["metadata"]["labels"] == json.loads(meta["class_labels"])
+    assert page["metadata"]["mean"] == json.loads(meta["normalization_mean"])
+    assert page["metadata"]["std"] == json.loads(meta["normalization_std"])
+    assert page["metadata"]["range"] == json.loads(meta["input_range"])
+    assert (page["metadata"]["input"], page["metadata"]["output"]) == (
+        meta["input_name"],
+        meta["output_name"],
+    )
 
 
 def test_the_panel_draws_with_the_mouse_and_clears_from_the_keyboard(visit):

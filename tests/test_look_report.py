@@ -211,3 +211,23 @@ def test_the_python_embedding_snippet_in_the_page_runs(lenet_build, html):
                           text=True, timeout=60)  # fmt: skip
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() in [str(i) for i in range(10)]
+
+
+def test_png_data_uris_hold_the_pixels():
+    import base64
+    import zlib
+
+    from lenetc.look.charts import png_gray
+
+    gray = np.arange(12, dtype=float).reshape(3, 4) * 20
+    rgb = np.stack([gray, 255 - gray, gray / 2])
+    for image, channels in ((gray, 1), (rgb, 3)):
+        png = base64.b64decode(png_gray(image).removeprefix("data:image/png;base64,"))
+        assert png[:8] == b"\x89PNG\r\n\x1a\n" and png[12:16] == b"IHDR"
+        idat = png.index(b"IDAT")
+        length = int.from_bytes(png[idat - 4 : idat], "big")
+        rows = zlib.decompress(png[idat + 4 : idat + 4 + length])
+        stride = 1 + 4 * channels
+        pixels = np.frombuffer(rows, np.uint8).reshape(3, stride)[:, 1:]
+        expected = image if channels == 1 else image.transpose(1, 2, 0).reshape(3, 12)
+        assert (pixels.reshape(expected.shape) == np.rint(expected)).all()
