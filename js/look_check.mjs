@@ -12,7 +12,7 @@ const browser = await chromium.launch({
 const results = [];
 try {
   for (const p of job.pages) {
-    const context = await browser.newContext({ viewport: { width: 1280, height: 900 } });
+    const context = await browser.newContext({ viewport: p.viewport || { width: 1280, height: 900 } });
     const page = await context.newPage();
     const console_errors = [], requests = [];
     page.on("console", (m) => { if (m.type() === "error") console_errors.push(m.text()); });

@@ -127,7 +127,7 @@ def build(spec_path: Path, opts: BuildOptions = BuildOptions(), log=print) -> Bu
     write_manifest(out)  # it hashes everything above, verify.json included
     from .look.report import write_report  # a view of the folder, outside the manifest
 
-    say(f"wrote {write_report(out.root)}")
+    write_report(out.root)  # the CLI names it last
     return BuildResult(out.root, result.test_accuracy, report.passed, "\n".join(report.failures()))
 
 

@@ -5,7 +5,7 @@ Run from the repository root after `make demo` and `make embed-deps`:
     python scripts/report_screenshot.py [build/lenet5] [docs/report.png]
 
 Serves the folder with lenetc serve's server (127.0.0.1, any free port), draws a held-out test
-image onto the live panel so that the picture shows a classification, and takes a 1280 x 900
+image onto the live panel so that the picture shows a classification, and takes a 1280 x 1640
 screenshot of the top of the page with js/look_check.mjs (the browser tests' driver).
 """
 
@@ -25,6 +25,8 @@ sys.path.insert(0, str(ROOT))
 from lenetc.export.onnx_meta import read  # noqa: E402
 from lenetc.look.serve import serve_in_thread, url  # noqa: E402
 
+VIEWPORT = {"width": 1280, "height": 1640}  # the drawing, the panel, the curves, the confusion
+
 
 def main() -> int:
     folder = Path(sys.argv[1] if len(sys.argv) > 1 else "build/lenet5")
@@ -43,7 +45,7 @@ def main() -> int:
         with tempfile.TemporaryDirectory() as tmp:
             job = Path(tmp) / "job.json"
             page = {"url": url(server), "panel": True, "pixels": pixels.ravel().tolist(),
-                    "screenshot": str(target)}  # fmt: skip
+                    "screenshot": str(target), "viewport": VIEWPORT}  # fmt: skip
             job.write_text(json.dumps({"pages": [page]}))
             proc = subprocess.run(["node", str(ROOT / "js" / "look_check.mjs"), str(job)],
                                   capture_output=True, text=True, timeout=120)  # fmt: skip

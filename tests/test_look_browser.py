@@ -4,7 +4,8 @@ One browser launch for the whole module (js/look_check.mjs visits every page and
 - the report served by lenetc serve, and opened as a file: no console errors, no request that
   leaves the machine;
 - the drawing: one element per layer with the sizes `check --json` reports, for LeNet-5 and a
-  graph (the synthetic one of test_look_draw.py until graph specs land);
+  graph (the synthetic one of test_look_draw.py, and every spec in specs/ with a join once graph
+  specs land);
 - the parity table in the page equals verify.json;
 - the live panel: a held-out test image's pixels on the canvas give the same top class and
   probabilities (within 1e-4) as onnxruntime in Python on the same normalized input; a mouse
@@ -28,13 +29,24 @@ import pytest
 from click.testing import CliRunner
 from test_look_draw import graph_trace
 
+from lenetc.check.shapes import check
 from lenetc.cli import main
 from lenetc.look.draw import draw
 from lenetc.look.serve import serve_in_thread, url
+from lenetc.spec.load import load_spec
 
 ROOT = Path(__file__).resolve().parent.parent
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 SAMPLE = 5  # the held-out test image drawn onto the panel
+
+
+def graph_specs() -> list[Path]:
+    """The specs in specs/ whose layers name several inputs (add, cat), once graphs have landed."""
+    return [
+        spec
+        for spec in sorted((ROOT / "specs").glob("*.yaml"))
+        if any(len(t.node.inputs) > 1 for t in check(load_spec(spec)).nodes)
+    ]
 
 
 def _missing() -> str | None:
@@ -78,6 +90,9 @@ def visit(lenet_build, tmp_path_factory, monkeypatch_module):
         pytest.skip(f"{missing}: run make embed-deps")
     tmp = tmp_path_factory.mktemp("browser")
     (tmp / "graph.svg").write_text(draw(graph_trace()))
+    graphs = graph_specs()
+    for spec in graphs:
+        (tmp / f"{spec.stem}.svg").write_text(draw(check(load_spec(spec))))
     session = ort.InferenceSession(str(lenet_build.onnx), providers=["CPUExecutionProvider"])
     meta = session.get_modelmeta().custom_metadata_map
     norm = (
@@ -96,14 +111,14 @@ def visit(lenet_build, tmp_path_factory, monkeypatch_module):
     bare, bare_thread = serve_in_thread(lenet_build.root)
     monkeypatch_module.delenv("LENETC_ORT_WEB")
     try:
-        served, as_file, graph, without = run_pages(
+        served, as_file, graph, without, *drawn = run_pages(
             [
                 {"url": url(server), "panel": True, "pixels": pixels.ravel().tolist(),
                  "mouse": True, "screenshot": str(tmp / "report.png")},
                 {"url": lenet_build.report.as_uri(), "panel": True},
                 {"url": (tmp / "graph.svg").as_uri()},
                 {"url": url(bare), "panel": True},
-            ],
+            ] + [{"url": (tmp / f"{spec.stem}.svg").as_uri()} for spec in graphs],
             tmp / "job.json",
         )  # fmt: skip
     finally:
@@ -112,6 +127,7 @@ def visit(lenet_build, tmp_path_factory, monkeypatch_module):
             s.server_close()
             t.join(timeout=10)
     return {"served": served, "file": as_file, "graph": graph, "without": without,
+            "graph_specs": dict(zip(graphs, drawn)),
             "expected": expected, "meta": dict(meta),
             "origin": url(server).removesuffix("report.html"),
             "screenshot": tmp / "report.png"}  # fmt: skip
@@ -124,7 +140,8 @@ def monkeypatch_module():
 
 
 def test_no_console_errors_and_no_request_leaves_the_machine(visit):
-    for page in (visit["served"], visit["file"], visit["graph"], visit["without"]):
+    pages = [visit["served"], visit["file"], visit["graph"], visit["without"]]
+    for page in pages + list(visit["graph_specs"].values()):
         assert page["console_errors"] == [], page["url"]
     served = visit["served"]["requests"]
     assert all(r.startswith(visit["origin"]) for r in served), served
@@ -152,6 +169,9 @@ def test_the_drawing_has_one_element_per_layer_with_check_sizes(visit):
         [{"name": t.node.name, "output_shape": list(t.out_shape)} for t in graph.nodes],
         visit["graph"]["layers"],
     )
+    for spec, page in visit["graph_specs"].items():  # empty until graph specs land in specs/
+        report = json.loads(CliRunner().invoke(main, ["check", "--json", str(spec)]).output)
+        _check_layers(report["layers"], page["layers"])
 
 
 def test_the_parity_table_equals_verify_json(lenet_build, visit):

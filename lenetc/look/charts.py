@@ -134,6 +134,8 @@ def confusion(y_true: np.ndarray, y_pred: np.ndarray, classes: int) -> list[list
         for j in range(classes):
             # at most 55% of the hue under dark text: contrast stays above 4.5:1 in every cell
             share = 0.55 * counts[i, j] / total
+            if counts[i, j] and i != j:
+                share = max(share, 0.15)  # a single mistake still shows
             hue = "29,79,145" if i == j else "194,65,12"
             row.append(Cell(int(counts[i, j]), f"background: rgba({hue},{share:.3f})", i == j))
         rows.append(row)
