@@ -166,6 +166,8 @@ def _predictions(out: BuildDir, trace: ShapeTrace) -> dict | None:
         session.run([info.output_name], {info.input_name: x})[0].astype(np.float64),
         info.output_kind,
     )
+    if probs.ndim != 2 or y.min() < 0 or y.max() >= probs.shape[1]:
+        return None  # not a classifier of these labels: no confusion matrix to show
     pred = probs.argmax(axis=1)
     classes = probs.shape[1]
     labels = [info.labels[i] if i < len(info.labels) else str(i) for i in range(classes)]
