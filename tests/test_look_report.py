@@ -104,7 +104,7 @@ def test_missing_parts_are_said_not_fatal(lenet_build, tmp_path):
         (folder / name).unlink()
     page = render_report(folder)
     assert "No verify.json in this folder" in page and "No manifest.json" in page
-    assert "No metrics.jsonl" in page and "No heldout.npz or model.onnx" in page
+    assert "No metrics.jsonl" in page and "no heldout.npz or model.onnx in this folder" in page
 
 
 def _get(address: str) -> tuple[int, bytes, str]:
