@@ -43,6 +43,7 @@ class BuildDir:
     verify_json = property(lambda self: self.root / "verify.json")
     train_json = property(lambda self: self.root / "train.json")
     manifest = property(lambda self: self.root / "manifest.json")
+    report = property(lambda self: self.root / "report.html")  # a view of the above, not hashed
 
     def create(self) -> BuildDir:
         try:

@@ -130,7 +130,10 @@ def build(spec_path: Path, opts: BuildOptions = BuildOptions(), log=print) -> Bu
     say(exported.summary())
     report = verify_build(out.root, require=opts.require, runtimes=opts.runtimes)
     say(format_table(report))
-    write_manifest(out)  # last: it hashes everything above, verify.json included
+    write_manifest(out)  # it hashes everything above, verify.json included
+    from .look.report import write_report  # a view of the folder, outside the manifest
+
+    write_report(out.root)  # the CLI names it last
     return BuildResult(out.root, result.test_accuracy, report.passed, "\n".join(report.failures()))
 
 

@@ -95,6 +95,29 @@ def render_cmd(spec: Path, output: Path | None) -> None:
         click.echo(f"wrote {output}", err=True)
 
 
+@main.command("draw")
+@click.argument("spec", type=SPEC)
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="Write the SVG here instead of printing it.",
+)
+def draw_cmd(spec: Path, output: Path | None) -> None:
+    """Draw the architecture like the LeNet-5 figure, as SVG (from check's shapes; no torch)."""
+    from .artifacts import write_text
+    from .check.shapes import check
+    from .look.draw import draw
+    from .spec.load import load_spec
+
+    svg = draw(check(load_spec(spec)))
+    if output is None:
+        click.echo(svg, nl=False)
+    else:
+        write_text(output, svg)
+        click.echo(f"wrote {output}", err=True)
+
+
 @main.command("build")
 @click.argument("spec", type=SPEC)
 @click.option(
@@ -177,6 +200,7 @@ def build_cmd(
             "parity check failed: " + (result.parity or f"see {result.folder / 'verify.json'}")
         )
     click.echo(f"built {result.folder}: test accuracy {result.test_accuracy:.2%}, parity PASS")
+    click.echo(f"report: {result.folder / 'report.html'}")
 
 
 @main.command("verify")
@@ -237,6 +261,44 @@ def predict_cmd(build_dir: Path, inputs, normalized: bool, top: int, as_json: bo
         return
     for p in predictions:
         click.echo(format_prediction(p, info.labels, top))
+
+
+BUILD_DIR = click.Path(path_type=Path, file_okay=False, exists=True)
+
+
+@main.command("report")
+@click.argument("build_dir", type=BUILD_DIR)
+def report_cmd(build_dir: Path) -> None:
+    """Rewrite BUILD_DIR/report.html from the folder: drawing, curves, confusion, parity, hashes."""
+    from .look.report import write_report
+
+    click.echo(f"wrote {write_report(build_dir)}")
+
+
+@main.command("serve")
+@click.argument("build_dir", type=BUILD_DIR)
+@click.option(
+    "--port",
+    type=click.IntRange(0, 65535),
+    default=8000,
+    show_default=True,
+    help="Port on 127.0.0.1 (0: any free port).",
+)
+def serve_cmd(build_dir: Path, port: int) -> None:
+    """Serve BUILD_DIR on 127.0.0.1 only, for report.html's live panel. Ctrl-C stops it."""
+    from .look.report import write_report
+    from .look.serve import make_server, url
+
+    if not (build_dir / "report.html").is_file():
+        write_report(build_dir)
+    server = make_server(build_dir, port)
+    click.echo(f"serving {build_dir} at {url(server)} (127.0.0.1 only; Ctrl-C stops)")
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        click.echo("stopped", err=True)
+    finally:
+        server.server_close()
 
 
 if __name__ == "__main__":

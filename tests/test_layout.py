@@ -22,6 +22,7 @@ RANK = {
     "runtimes": 6,
     "verify": 7,
     "predict": 8,
+    "look": 8,  # draw reads check's trace; report reads a finished build folder
     "build": 9,
     "cli": 10,
     "__main__": 10,

@@ -1,0 +1,38 @@
+"""Look (draw): ShapeTrace -> SVG text, the architecture drawn like the LeNet-5 figure.
+
+layout.py computes every position; templates/look/net.svg.j2 writes the SVG through an
+autoescaping Jinja environment (every name in the drawing comes from a user's spec). Imports
+spec, check and targets only: `lenetc draw` is as fast as `lenetc check` (no torch import).
+"""
+
+from __future__ import annotations
+
+from functools import cache
+
+import jinja2
+
+from ..check.shapes import ShapeTrace
+from ..targets.templates import templates_dir
+from .layout import Figure, layout
+
+
+@cache
+def environment() -> jinja2.Environment:
+    """The look templates: as targets/templates.py's environment, but escaping for HTML/SVG."""
+    return jinja2.Environment(
+        loader=jinja2.FileSystemLoader(str(templates_dir())),
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+        autoescape=True,  # names, labels and messages are user-derived: escape every one
+    )
+
+
+def figure_svg(figure: Figure) -> str:
+    return environment().get_template("look/net.svg.j2").render(f=figure)
+
+
+def draw(trace: ShapeTrace) -> str:
+    """The SVG drawing of a checked spec."""
+    return figure_svg(layout(trace))
