@@ -52,9 +52,15 @@ def verify_build(
     spec = load_spec(out.spec)
     atol = spec.verify.atol if atol is None else atol
     rtol = spec.verify.rtol if rtol is None else rtol
-    model64 = reference_model(out, spec).double()
-    weights = {k: v.numpy() for k, v in torch.load(out.weights, weights_only=True).items()}
-    cases = make_cases(out, spec)
+    try:  # torch raises many types for a truncated or foreign file; integrity.py runs first
+        model64 = reference_model(out, spec).double()
+        weights = {k: v.numpy() for k, v in torch.load(out.weights, weights_only=True).items()}
+    except Exception as exc:
+        raise RuntimeFailure(f"cannot load {out.weights} into model.py: {_line(exc)}") from None
+    try:
+        cases = make_cases(out, spec)
+    except Exception as exc:
+        raise RuntimeFailure(f"cannot read {out.heldout}: {_line(exc)}") from None
     with torch.no_grad():
         refs = [_outputs(model64(torch.from_numpy(c.x).double())) for c in cases]
     providers = tuple(dict.fromkeys(spec.verify.providers + tuple(require)))
@@ -114,6 +120,10 @@ def check_runtime(
         runtime.load()
     except RuntimeProblem as exc:
         result.status, result.reason = FAIL, str(exc)
+        return result
+    except Exception as exc:  # an adapter that did not expect this artifact: fail its row
+        result.status = FAIL
+        result.reason = f"cannot load {runtime.artifact}: {type(exc).__name__}: {_line(exc)}"
         return result
     stats: dict[int, _Stats] = {}
     for case, ref in zip(cases, refs):
