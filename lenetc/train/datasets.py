@@ -219,8 +219,8 @@ def _check_finite(x: np.ndarray, source: np.ndarray, path: Path, key: str) -> No
     value = source[i][where]
     what = f"{value}" if not np.isfinite(value) else f"{value}, beyond float32"
     raise RuntimeFailure(
-        f"{path}: {key}[{i}] holds {what} at {list(where)} ({len(rows)} of {len(x)} samples are "
-        "not finite); remove or repair those samples"
+        f"{path}: {key}[{i}] holds {what} at {list(where)} ({len(rows)} of {len(x)} samples "
+        "have such values); remove or repair those samples"
     )
 
 
