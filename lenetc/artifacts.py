@@ -64,12 +64,14 @@ class BuildDir:
 def atomic_path(final: Path, suffix: str = ".tmp") -> Iterator[Path]:
     """Yield a temporary path beside `final`; on success fsync it and rename it over `final`.
 
-    The temporary name is hidden (a leading dot) and ends in `suffix`, for libraries that check
-    the extension (torch.export.save wants `.pt2`). mkstemp creates files 0600; the artifact gets
-    the mode an ordinary open() would give it (0666 less the umask), since others read builds.
+    The temporary name is hidden (a leading dot), holds `.tmp` and ends in `suffix`, for libraries
+    that check the extension (torch.export.save wants `.pt2`). mkstemp creates files 0600; the
+    artifact gets the mode an ordinary open() would give it (0666 less the umask), since others
+    read builds.
     """
     with _cannot_write(final):
         final.parent.mkdir(parents=True, exist_ok=True)
+        suffix = suffix if suffix.startswith(".tmp") else f".tmp{suffix}"  # see LEFTOVER
         fd, tmp_name = tempfile.mkstemp(prefix=f".{final.name}.", suffix=suffix, dir=final.parent)
     os.close(fd)
     tmp = Path(tmp_name)
@@ -134,9 +136,10 @@ def atomic_dir(final: Path) -> Iterator[Path]:
                 shutil.rmtree(leftover, ignore_errors=True)
 
 
-# What atomic_path and atomic_dir leave when their process is killed: `.<name>.<8 random>.<suffix>`
-# (mkstemp's random part), `.<folder>.<8 random>.tmp.old`, and lock.py's `.lenetc.lock.<pid>`.
-LEFTOVER = re.compile(r"^\..+\.[a-z0-9_]{8}(\.[A-Za-z0-9]+)+$|^\.lenetc\.lock\.\d+$")
+# What atomic_path and atomic_dir leave when their process is killed: `.<name>.<8 random>.tmp`
+# (mkstemp's random part; `.tmp.pt2` with a suffix), `.<folder>.<8 random>.tmp.old`, and
+# lock.py's `.lenetc.lock.<pid>`. Nothing else: a user's own hidden files stay.
+LEFTOVER = re.compile(r"^\..+\.[a-z0-9_]{8}\.tmp(\.[A-Za-z0-9]+)?$|^\.lenetc\.lock\.\d+$")
 
 
 def remove_leftovers(root: Path) -> list[str]:

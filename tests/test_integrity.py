@@ -447,7 +447,11 @@ verify: {{providers: [cpu], batch_sizes: [2]}}
 
 @pytest.mark.parametrize(
     "key, value, shown",
-    [("x", np.nan, "holds nan"), ("x_test", -np.inf, "holds -inf"), ("x", 1e300, "holds 1e+300, beyond float32")],
+    [
+        ("x", np.nan, "holds nan"),
+        ("x_test", -np.inf, "holds -inf"),
+        ("x", 1e300, "holds 1e+300, beyond float32"),
+    ],
 )
 def test_a_dataset_with_non_finite_samples_is_refused_before_training(tmp_path, key, value, shown):
     rng = np.random.default_rng(0)
@@ -515,3 +519,33 @@ def test_the_printed_resume_command_resumes_and_a_mismatch_names_what_differs(tm
     result = invoke(*args)
     assert result.exit_code == 0, result.output
     assert len((tmp_path / "tiny" / "metrics.jsonl").read_text().splitlines()) == 6
+
+
+def test_library_logs_keep_their_line_and_lose_their_traceback():
+    import logging
+
+    from lenetc.expected_warnings import library_logs_in_one_line
+
+    seen: list[logging.LogRecord] = []
+
+    class Keep(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            seen.append(record)
+
+    handler = Keep()
+    for name in ("torch.export", "lenetc.probe"):
+        logging.getLogger(name).addHandler(handler)
+    try:
+        with library_logs_in_one_line():
+            for name in ("torch.export", "lenetc.probe"):
+                try:
+                    raise RuntimeError("boom")
+                except RuntimeError:
+                    logging.getLogger(name).warning("Ran into an error", exc_info=True)
+    finally:
+        for name in ("torch.export", "lenetc.probe"):
+            logging.getLogger(name).removeHandler(handler)
+    assert [(r.name, r.getMessage(), r.exc_info is None) for r in seen] == [
+        ("torch.export", "Ran into an error", True),
+        ("lenetc.probe", "Ran into an error", False),  # not a library's: left as it was
+    ]
