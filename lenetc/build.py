@@ -3,8 +3,8 @@
 Takes a spec path and BuildOptions; fills build/<name>/ (see artifacts.BuildDir) and returns a
 BuildResult. Each stage is a call into its own module; nothing here computes anything itself.
 The folder is locked for the whole build (lock.py); a build first clears what an interrupted run
-left (temporaries, and the old manifest.json: until the new one is written last, the folder is an
-unfinished build, not a finished one that changed).
+left (temporaries), and the old verify.json and manifest.json: until the new ones are written,
+last, the folder is an unfinished build, not a finished one that changed).
 """
 
 from __future__ import annotations
@@ -88,7 +88,8 @@ def _build(spec_path: Path, spec: Spec, trace, out: BuildDir, opts: BuildOptions
     removed = remove_leftovers(out.root)
     if removed:
         say(f"removed what an interrupted run left: {', '.join(removed)}")
-    out.manifest.unlink(missing_ok=True)  # written last: without it the folder is unfinished
+    for finished in (out.manifest, out.verify_json):  # written last: until then, unfinished
+        finished.unlink(missing_ok=True)
     write_bytes(out.spec, Path(spec_path).read_bytes())
     write_text(out.model_py, render(trace))
     say(f"checked {spec.name}: {trace.params:,} parameters; wrote {out.model_py}")

@@ -47,6 +47,8 @@ def folder_lock(folder: Path, command: str) -> Iterator[None]:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             raise FolderBusy(f"{folder} is in use by {holder(folder)}") from None
+        except OSError:  # a filesystem without flock (some network mounts): run unlocked
+            pass
         mine = _announce(folder, command)
         try:
             yield

@@ -495,11 +495,16 @@ def test_a_non_finite_loss_stops_training_naming_epoch_and_batch(tmp_path, monke
     assert len((tmp_path / "tiny" / "metrics.jsonl").read_text().splitlines()) == 1
 
 
-def test_lr_10_diverges_in_one_line_not_in_the_onnx_export(tmp_path):
-    result = invoke("build", SPECS / "lenet5.yaml", "-o", tmp_path, "--lr", "10", "--epochs", "1")
+def test_lr_10_diverges_in_one_line_and_leaves_an_unfinished_build(copy):
+    """Rebuilt over a finished build: the old artifacts stay, but the folder says unfinished."""
+    onnx_before = copy.onnx.read_bytes()
+    out = copy.root.parent
+    result = invoke("build", SPECS / "lenet5.yaml", "-o", out, "--lr", "10", "--epochs", "1")
     line = one_error_line(result, EXIT_RUNTIME, "training diverged: the loss is nan at epoch 1")
     assert "(lr 10); no checkpoint was written; lower the learning rate" in line
-    assert not (tmp_path / "lenet5" / "model.onnx").exists()
+    assert copy.onnx.read_bytes() == onnx_before  # never reached the export
+    line = one_error_line(invoke("verify", copy.root), EXIT_RUNTIME, "unfinished build")
+    assert "no manifest.json (lenetc build writes it last) and no verify.json" in line
 
 
 def test_the_printed_resume_command_resumes_and_a_mismatch_names_what_differs(tmp_path):

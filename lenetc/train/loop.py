@@ -218,8 +218,10 @@ def _fit(model: nn.Module, data: Dataset, cfg: TrainConfig, io: TrainIO) -> Trai
     parts = identity(model, data, cfg, io.fingerprint)
     stamp = fingerprint(parts)
     loop = _Loop()
+    kept: list[Path] = []  # the checkpoint this run saved or resumed from, once there is one
     if io.resume and io.checkpoint is not None and io.checkpoint.exists():
         loop = _Loop(**restore(load_checkpoint(io.checkpoint, stamp, parts), **objects))
+        kept.append(io.checkpoint)
         io.log(f"resuming from {io.checkpoint}: {_position(loop)}")
     elif io.resume:
         io.log(f"no checkpoint at {io.checkpoint}; starting from epoch 1")
@@ -229,11 +231,11 @@ def _fit(model: nn.Module, data: Dataset, cfg: TrainConfig, io: TrainIO) -> Trai
             save_checkpoint(
                 io.checkpoint, fingerprint=stamp, identity=parts, loop=loop.state(), **objects
             )
+            kept[:] = [io.checkpoint]
 
     def diverged(epoch: int, where: str, loss: float) -> TrainingDiverged:
-        bar.close()
-        kept = io.checkpoint if io.checkpoint is not None and io.checkpoint.exists() else None
-        return TrainingDiverged(epoch, where, loss, lr, kept)
+        bar.close()  # an older build's checkpoint.pt is not this run's: only name our own
+        return TrainingDiverged(epoch, where, loss, lr, kept[0] if kept else None)
 
     x, y = torch.from_numpy(data.x_train), torch.from_numpy(data.y_train)
     batches = math.ceil(len(x) / cfg.batch_size)
