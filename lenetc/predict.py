@@ -3,7 +3,8 @@
 Takes BUILD_DIR and .npy / .pgm / .ppm / .pnm files (Netpbm, P2/P3/P5/P6). Everything needed to
 feed the model comes from model.onnx's metadata_props (onnx_meta.py): the sample shape, the
 normalization (mean, std per channel, from the training split) and the class labels, so that
-the ONNX file stands on its own. Runs onnxruntime only: no torch import, no model.py.
+the ONNX file stands on its own. Runs onnxruntime only: no torch import, no model.py. In a build
+folder, model.onnx must match its manifest.json entry (IntegrityFailure, exit 4).
 
 Raw inputs: a .npy holds one sample (C, H, W) or a batch (N, C, H, W) of raw values in the
 dataset's scale (input_range in the metadata; `normalized=True` skips normalization for arrays
@@ -19,12 +20,14 @@ input that drives the model's output to NaN or infinity.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from .errors import RuntimeFailure, UsageError
+from .errors import IntegrityFailure, RuntimeFailure, UsageError
+from .export.manifest import sha256
 from .export.onnx_meta import ModelInfo, read
 
 NETPBM = {".pgm", ".ppm", ".pnm", ".pbm"}
@@ -69,11 +72,30 @@ def open_model(build_dir: Path):
     onnx_path = Path(build_dir) / "model.onnx"
     if not onnx_path.is_file():
         raise RuntimeFailure(f"{build_dir} has no model.onnx; run `lenetc build` first")
+    _as_built(onnx_path, Path(build_dir) / "manifest.json")
     try:
         session = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
     except Exception as exc:
         raise RuntimeFailure(f"onnxruntime cannot load {onnx_path}: {_first_line(exc)}") from None
     return session, read(session.get_modelmeta().custom_metadata_map, str(onnx_path))
+
+
+def _as_built(onnx_path: Path, manifest: Path) -> None:
+    """In a build folder, model.onnx must be the one its manifest lists (exit 4): an edited
+    normalization would otherwise give wrong answers with exit 0. A lone model.onnx is taken as
+    it is; `lenetc verify` checks the whole folder."""
+    if not manifest.is_file():
+        return
+    try:
+        entry = json.loads(manifest.read_text(encoding="utf-8"))["artifacts"]["model.onnx"]
+        recorded = str(entry["sha256"])
+    except (OSError, ValueError, KeyError, TypeError):
+        raise IntegrityFailure(f"{manifest}: unreadable, or does not list model.onnx") from None
+    if sha256(onnx_path) != recorded:
+        raise IntegrityFailure(
+            f"{onnx_path}: differs from manifest.json (changed since the build); "
+            "lenetc verify says what else changed"
+        )
 
 
 def load_input(path: Path, info: ModelInfo, normalized: bool = False) -> np.ndarray:

@@ -182,6 +182,18 @@ def test_an_edited_spec_exits_4_even_with_the_manifest_resealed(copy, edit):
         assert "not the spec model.onnx was exported from" in line
 
 
+def test_predict_refuses_a_model_onnx_its_manifest_does_not_list(copy, tmp_path):
+    """The issue's case: normalization_mean 0.305 -> 0.905 made predict wrong, with exit 0."""
+    np.save(tmp_path / "one.npy", np.zeros((1, 32, 32), np.float32))
+    assert invoke("predict", copy.root, tmp_path / "one.npy").exit_code == 0
+    _set_metadata(copy.onnx, lambda p: p.update(normalization_mean="[0.905]"))
+    line = one_error_line(invoke("predict", copy.root, tmp_path / "one.npy"), EXIT_INTEGRITY)
+    assert line == (
+        f"error: {copy.onnx}: differs from manifest.json (changed since the build); "
+        "lenetc verify says what else changed"
+    )
+
+
 def test_model_py_edited_and_resealed_exits_4_naming_the_line(copy):
     source = copy.model_py.read_text()
     assert "5 * 5, 120)" in source
