@@ -86,21 +86,24 @@ def check_cmd(spec: Path, as_json: bool) -> None:
 @click.option(
     "-o",
     "--output",
-    type=click.Path(path_type=Path, dir_okay=False),
-    help="Write the source here instead of printing it.",
+    type=click.Path(dir_okay=False),
+    help="Write the source here instead of printing it (missing folders are created).",
 )
-def render_cmd(spec: Path, output: Path | None) -> None:
+def render_cmd(spec: Path, output: str | None) -> None:
     """Print (or write) the generated PyTorch module."""
     from .artifacts import write_text
     from .check.shapes import check
+    from .errors import UsageError
     from .spec.load import load_spec
     from .targets.torch import render
 
+    if output is not None and output.endswith(("/", os.sep)):  # Path() would drop the slash
+        raise UsageError(f"-o {output} names a folder; name the file: {output}model.py")
     source = render(check(load_spec(spec)))
     if output is None:
         echo(source, nl=False)
     else:
-        write_text(output, source)
+        write_text(Path(output), source)
         echo(f"wrote {output}", err=True)
 
 

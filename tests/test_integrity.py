@@ -426,6 +426,11 @@ def test_render_into_a_missing_a_non_folder_or_a_read_only_folder(tmp_path):
     spec = SPECS / "lenet5.yaml"
     result = invoke("render", spec, "-o", tmp_path / "new" / "sub" / "model.py")
     assert result.exit_code == 0 and (tmp_path / "new" / "sub" / "model.py").is_file()
+    line = one_error_line(invoke("render", spec, "-o", f"{tmp_path / 'dir'}/"), EXIT_SPEC)
+    assert (
+        line == f"-o {tmp_path / 'dir'}/ names a folder; name the file: {tmp_path / 'dir'}/model.py"
+    )
+    assert not (tmp_path / "dir").exists()
     (tmp_path / "afile").write_text("")
     line = one_error_line(invoke("render", spec, "-o", tmp_path / "afile" / "model.py"), 1)
     assert line == (
