@@ -2,6 +2,9 @@
 
 Every artifact is written to a temporary file in the same folder, fsynced, then renamed over the
 final name, so an interrupted build never leaves a half-written file under an artifact's name.
+A write that the system refuses (a read-only folder, a file where a folder should be, a full disk)
+is a RuntimeFailure naming the file. What a killed run leaves is only those hidden temporaries;
+`remove_leftovers` deletes them, and the next build or verify of the folder calls it.
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ import hashlib
 import json
 import linecache
 import os
+import re
 import shutil
 import sys
 import tempfile
@@ -61,24 +65,44 @@ class BuildDir:
 def atomic_path(final: Path, suffix: str = ".tmp") -> Iterator[Path]:
     """Yield a temporary path beside `final`; on success fsync it and rename it over `final`.
 
-    The temporary name is hidden (a leading dot) and ends in `suffix`, for libraries that check
-    the extension (torch.export.save wants `.pt2`). mkstemp creates files 0600; the artifact gets
-    the mode an ordinary open() would give it (0666 less the umask), since others read builds.
+    The temporary name is hidden (a leading dot), holds `.tmp` and ends in `suffix`, for libraries
+    that check the extension (torch.export.save wants `.pt2`). mkstemp creates files 0600; the
+    artifact gets the mode an ordinary open() would give it (0666 less the umask), since others
+    read builds.
     """
-    final.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{final.name}.", suffix=suffix, dir=final.parent)
+    with _cannot_write(final):
+        final.parent.mkdir(parents=True, exist_ok=True)
+        suffix = suffix if suffix.startswith(".tmp") else f".tmp{suffix}"  # see LEFTOVER
+        fd, tmp_name = tempfile.mkstemp(prefix=f".{final.name}.", suffix=suffix, dir=final.parent)
     os.close(fd)
     tmp = Path(tmp_name)
     try:
-        yield tmp
-        with open(tmp, "rb+") as handle:
-            os.fsync(handle.fileno())
-        os.chmod(tmp, 0o666 & ~_umask())
-        os.replace(tmp, final)
+        with _cannot_write(final):
+            yield tmp
+            with open(tmp, "rb+") as handle:
+                os.fsync(handle.fileno())
+            os.chmod(tmp, 0o666 & ~_umask())
+            os.replace(tmp, final)
         _fsync_dir(final.parent)
     finally:
         if tmp.exists():
             tmp.unlink()
+
+
+@contextlib.contextmanager
+def _cannot_write(final: Path) -> Iterator[None]:
+    """An OSError while writing `final` -> one RuntimeFailure line that names it and says why."""
+    try:
+        yield
+    except OSError as exc:
+        why = exc.strerror or str(exc)
+        if isinstance(exc, (FileExistsError, NotADirectoryError)):
+            why = f"{Path(exc.filename or final.parent)} is a file, not a folder"
+        elif isinstance(exc, PermissionError):
+            why = f"permission denied ({final.parent} is not writable)"
+        elif exc.filename and Path(exc.filename) not in (final, final.parent):
+            why += f": {exc.filename}"
+        raise RuntimeFailure(f"cannot write {final}: {why}") from None
 
 
 @contextlib.contextmanager
@@ -89,8 +113,9 @@ def atomic_dir(final: Path) -> Iterator[Path]:
     and removed after the new one is in place: at no moment does `final` hold a mix of old and
     new files, or a half-written one.
     """
-    final.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.", suffix=".tmp", dir=final.parent))
+    with _cannot_write(final):
+        final.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.", suffix=".tmp", dir=final.parent))
     old = None
     try:
         yield tmp
@@ -110,6 +135,42 @@ def atomic_dir(final: Path) -> Iterator[Path]:
         for leftover in (tmp, old):
             if leftover is not None and leftover.exists():
                 shutil.rmtree(leftover, ignore_errors=True)
+
+
+# What atomic_path and atomic_dir leave when their process is killed: `.<name>.<8 random>.tmp`
+# (mkstemp's random part; `.tmp.pt2` with a suffix), `.<folder>.<8 random>.tmp.old`, and
+# lock.py's `.lenetc.lock.<pid>`. Nothing else: a user's own hidden files stay.
+LEFTOVER = re.compile(r"^\..+\.[a-z0-9_]{8}\.tmp(\.[A-Za-z0-9]+)?$|^\.lenetc\.lock\.\d+$")
+
+
+def remove_leftovers(root: Path) -> list[str]:
+    """Delete the temporaries an interrupted run left anywhere under `root`; return their names.
+
+    Only call it while holding the folder's lock (lock.py): a live run's temporaries look the same.
+    """
+    removed = []
+    for folder, dirs, files in os.walk(root):
+        for name in sorted(dirs + files):
+            if not LEFTOVER.match(name):
+                continue
+            path = Path(folder, name)
+            with contextlib.suppress(OSError):
+                if name in dirs:
+                    shutil.rmtree(path)
+                    dirs.remove(name)
+                else:
+                    path.unlink()
+                removed.append(path.relative_to(root).as_posix())
+    return removed
+
+
+def build_folders_in(folder: Path) -> list[Path]:
+    """The build folders directly inside `folder` (for `lenetc verify build`: name them)."""
+    try:
+        children = sorted(p for p in Path(folder).iterdir() if p.is_dir())
+    except OSError:
+        return []
+    return [p for p in children if (p / "manifest.json").is_file() or (p / "spec.yaml").is_file()]
 
 
 def _umask() -> int:

@@ -2,6 +2,9 @@
 
 Takes a spec path and BuildOptions; fills build/<name>/ (see artifacts.BuildDir) and returns a
 BuildResult. Each stage is a call into its own module; nothing here computes anything itself.
+The folder is locked for the whole build (lock.py); a build first clears what an interrupted run
+left (temporaries), and the old verify.json and manifest.json: until the new ones are written,
+last, the folder is an unfinished build, not a finished one that changed).
 """
 
 from __future__ import annotations
@@ -9,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import hashlib
+import shlex
 import signal
 import sys
 import threading
@@ -21,6 +25,7 @@ import numpy as np
 from .artifacts import (
     BuildDir,
     load_module_class,
+    remove_leftovers,
     write_bytes,
     write_json,
     write_text,
@@ -29,6 +34,7 @@ from .artifacts import (
 from .check.memory import default_budget, require, user_budget
 from .check.shapes import check
 from .export.manifest import write_manifest
+from .lock import folder_lock
 from .spec.load import Spec, load_spec
 from .targets.torch import render
 
@@ -80,6 +86,16 @@ def build(spec_path: Path, opts: BuildOptions = BuildOptions(), log=print) -> Bu
     budget = default_budget() if opts.memory_budget is None else user_budget(opts.memory_budget)
     require(trace, spec.train, spec.verify, budget)  # before anything is allocated
     out = BuildDir(opts.out / spec.name).create()
+    with folder_lock(out.root, build_command(spec_path, opts)):
+        return _build(spec_path, spec, trace, out, opts, say)
+
+
+def _build(spec_path: Path, spec: Spec, trace, out: BuildDir, opts: BuildOptions, say):
+    removed = remove_leftovers(out.root)
+    if removed:
+        say(f"removed what an interrupted run left: {', '.join(removed)}")
+    for finished in (out.manifest, out.verify_json):  # written last: until then, unfinished
+        finished.unlink(missing_ok=True)
     write_bytes(out.spec, Path(spec_path).read_bytes())
     write_text(out.model_py, render(trace))
     say(f"checked {spec.name}: {trace.params:,} parameters; wrote {out.model_py}")
@@ -121,12 +137,13 @@ def build(spec_path: Path, opts: BuildOptions = BuildOptions(), log=print) -> Bu
             )
             result = fit(model, data, spec.train, io)
     except TrainingInterrupted as exc:
-        exc.resume_command = f"lenetc build {spec_path} -o {opts.out} --resume"
+        exc.resume_command = build_command(spec_path, opts, "--resume")
         raise
-    write_json(out.train_json, _train_summary(spec, data, result))
+    facts = DataFacts.from_dataset(data)
+    write_json(out.train_json, _train_summary(spec, data, result, facts))
     say(f"test accuracy {result.test_accuracy:.2%} ({result.seconds:.1f} s of training)")
     model.eval()
-    exported = export_all(model, spec, DataFacts.from_dataset(data), out)
+    exported = export_all(model, spec, facts, out)
     say(exported.summary())
     report = verify_build(out.root, require=opts.require, runtimes=opts.runtimes)
     say(format_table(report))
@@ -142,7 +159,22 @@ def _save_npz(path: Path, **arrays: np.ndarray) -> None:
         np.savez(handle, **arrays)
 
 
-def _train_summary(spec: Spec, data, result) -> dict:
+def build_command(spec_path: Path, opts: BuildOptions, *more: str) -> str:
+    """This build as a command line (the spec, the folder, the overrides), and `more` flags:
+    with --resume, the command that continues it exactly."""
+    words = ["lenetc", "build", str(spec_path), "-o", str(opts.out)]
+    for flag, value in (
+        ("--epochs", opts.epochs),
+        ("--batch-size", opts.batch_size),
+        ("--lr", opts.lr),
+        ("--seed", opts.seed),
+    ):
+        if value is not None:
+            words += [flag, repr(value) if isinstance(value, float) else str(value)]
+    return shlex.join(words + list(more))
+
+
+def _train_summary(spec: Spec, data, result, facts) -> dict:
     """train.json: what was trained on, how it ended, and the held-out test accuracy."""
     return {
         "dataset": data.name,
@@ -155,6 +187,7 @@ def _train_summary(spec: Spec, data, result) -> dict:
         "test_accuracy": result.test_accuracy,
         "train_seconds": round(result.seconds, 3),
         "normalization": {"mean": list(data.mean), "std": list(data.std)},
+        "input_range": list(facts.input_range),  # raw min and max of the training split
         "labels": list(data.labels),
     }
 

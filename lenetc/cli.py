@@ -1,11 +1,15 @@
 """The command line. The only module that turns errors into exit codes.
 
-0 success, 1 runtime failure, 2 bad spec or usage, 3 parity mismatch. A bad spec prints one
-located line per problem and never a traceback.
+0 success, 1 runtime failure (an incomplete or unreadable build folder included), 2 bad spec or
+usage (bad input files to predict included), 3 parity mismatch, 4 integrity failure (a build
+folder whose files do not match manifest.json or each other). A bad spec prints one located line
+per problem and never a traceback; neither does a library's logging (expected_warnings.py), and a
+closed stdout (`lenetc build ... | head -1`) silences the output, not the command.
 """
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
@@ -13,6 +17,7 @@ import click
 
 from . import __version__
 from .errors import EXIT_RUNTIME, LenetcError
+from .expected_warnings import library_logs_in_one_line
 
 SPEC = click.Path(path_type=Path, dir_okay=False)
 RUNTIME_OPTION = click.option(
@@ -37,7 +42,8 @@ class Group(click.Group):
 
     def invoke(self, ctx: click.Context):
         try:
-            return super().invoke(ctx)
+            with library_logs_in_one_line():
+                return super().invoke(ctx)
         except LenetcError as exc:
             click.echo(f"error: {exc}" if exc.exit_code != 2 else str(exc), err=True)
             ctx.exit(exc.exit_code)
@@ -51,6 +57,24 @@ class Group(click.Group):
                 f"error: internal error ({type(exc).__name__}: {exc}); please report it", err=True
             )
             ctx.exit(EXIT_RUNTIME)
+
+
+def echo(text: str = "", err: bool = False, nl: bool = True) -> None:
+    """click.echo that outlives a closed stdout: the rest of the output goes nowhere, and the
+    command carries on (a build piped into `head -1` still trains, exports and verifies)."""
+    try:
+        click.echo(text, err=err, nl=nl)
+    except BrokenPipeError:
+        _silence(sys.stderr if err else sys.stdout)
+
+
+def _silence(stream) -> None:
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, stream.fileno())  # later writes and the exit's flush succeed, unread
+        os.close(devnull)
+    except (OSError, ValueError, AttributeError):  # not a real file (a test's capture)
+        pass
 
 
 @click.group(cls=Group, context_settings={"help_option_names": ["-h", "--help"]})
@@ -69,7 +93,7 @@ def check_cmd(spec: Path, as_json: bool) -> None:
     from .spec.load import load_spec
 
     trace = check(load_spec(spec))
-    click.echo(check_json(trace) if as_json else check_table(trace))
+    echo(check_json(trace) if as_json else check_table(trace))
 
 
 @main.command("render")
@@ -77,22 +101,25 @@ def check_cmd(spec: Path, as_json: bool) -> None:
 @click.option(
     "-o",
     "--output",
-    type=click.Path(path_type=Path, dir_okay=False),
-    help="Write the source here instead of printing it.",
+    type=click.Path(dir_okay=False),
+    help="Write the source here instead of printing it (missing folders are created).",
 )
-def render_cmd(spec: Path, output: Path | None) -> None:
+def render_cmd(spec: Path, output: str | None) -> None:
     """Print (or write) the generated PyTorch module."""
     from .artifacts import write_text
     from .check.shapes import check
+    from .errors import UsageError
     from .spec.load import load_spec
     from .targets.torch import render
 
+    if output is not None and output.endswith(("/", os.sep)):  # Path() would drop the slash
+        raise UsageError(f"-o {output} names a folder; name the file: {output}model.py")
     source = render(check(load_spec(spec)))
     if output is None:
-        click.echo(source, nl=False)
+        echo(source, nl=False)
     else:
-        write_text(output, source)
-        click.echo(f"wrote {output}", err=True)
+        write_text(Path(output), source)
+        echo(f"wrote {output}", err=True)
 
 
 @main.command("draw")
@@ -191,16 +218,16 @@ def build_cmd(
         memory_budget=budget,
     )
     try:
-        result = build(spec, opts)
+        result = build(spec, opts, log=echo)
     except TrainingInterrupted as exc:
-        click.echo(str(exc), err=True)
+        echo(str(exc), err=True)
         ctx.exit(130)
     if not result.passed:
         raise ParityFailure(
             "parity check failed: " + (result.parity or f"see {result.folder / 'verify.json'}")
         )
-    click.echo(f"built {result.folder}: test accuracy {result.test_accuracy:.2%}, parity PASS")
-    click.echo(f"report: {result.folder / 'report.html'}")
+    echo(f"built {result.folder}: test accuracy {result.test_accuracy:.2%}, parity PASS")
+    echo(f"report: {result.folder / 'report.html'}")
 
 
 @main.command("verify")
@@ -213,17 +240,23 @@ def build_cmd(
 def verify_cmd(
     build_dir: Path, atol, rtol, runtime: tuple[str, ...], require: tuple[str, ...], as_json: bool
 ) -> None:
-    """Prove the exported artifacts compute what the torch module computes."""
+    """Prove the exported artifacts compute what the torch module computes.
+
+    First the folder's integrity: every file against manifest.json, spec.yaml against model.py and
+    model.onnx, the ONNX metadata against the spec and train.json (exit 4 when any differs).
+    """
     import json
 
     from .errors import ParityFailure
-    from .verify.parity import verify_build
+    from .verify.folder import verify_folder
     from .verify.table import format_table, to_json
 
-    report = verify_build(
+    report, notes = verify_folder(
         build_dir, atol=atol, rtol=rtol, require=tuple(require), runtimes=tuple(runtime)
     )
-    click.echo(json.dumps(to_json(report), indent=2) if as_json else format_table(report))
+    echo(json.dumps(to_json(report), indent=2) if as_json else format_table(report))
+    for note in notes:
+        echo(f"note: {note}", err=True)
     if not report.passed:
         raise ParityFailure("parity check failed: " + "\n".join(report.failures()))
 
@@ -257,10 +290,10 @@ def predict_cmd(build_dir: Path, inputs, normalized: bool, top: int, as_json: bo
 
     info, predictions = predict(build_dir, list(inputs), normalized=normalized)
     if as_json:
-        click.echo(json.dumps(to_json(predictions, info.labels), indent=2))
+        echo(json.dumps(to_json(predictions, info.labels, top), indent=2, allow_nan=False))
         return
     for p in predictions:
-        click.echo(format_prediction(p, info.labels, top))
+        echo(format_prediction(p, info.labels, top))
 
 
 BUILD_DIR = click.Path(path_type=Path, file_okay=False, exists=True)

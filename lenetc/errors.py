@@ -3,7 +3,9 @@
 A SpecError carries every Problem found in a spec (file, YAML line, layer, message, hint);
 it exits 2.
 A RuntimeFailure (missing dataset, unwritable folder, export failure) exits 1 with a one-line cause.
-A ParityFailure exits 3. Only cli.py turns these into exit codes.
+A ParityFailure exits 3. An IntegrityFailure (an artifact that does not match manifest.json, or
+artifacts that contradict each other: a tampered or mixed build folder) exits 4. Only cli.py turns
+these into exit codes.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ EXIT_OK = 0
 EXIT_RUNTIME = 1
 EXIT_SPEC = 2
 EXIT_PARITY = 3
+EXIT_INTEGRITY = 4
 
 
 @dataclass(frozen=True)
@@ -77,3 +80,20 @@ class ParityFailure(LenetcError):
     """An exported artifact does not compute what the torch module computes (exit 3)."""
 
     exit_code = EXIT_PARITY
+
+
+class IntegrityFailure(LenetcError):
+    """A build folder's files do not match its manifest or each other: it was changed after its
+    build, or holds a mix of two builds (exit 4). `problems` lists every one found, each naming
+    its file first ("build/lenet5/model.onnx: ..."); str() is one line: the first problem and the
+    files of the others."""
+
+    exit_code = EXIT_INTEGRITY
+
+    def __init__(self, problems: list[str] | str) -> None:
+        self.problems = [problems] if isinstance(problems, str) else list(problems)
+        text = self.problems[0]
+        others = list(dict.fromkeys(p.split(": ", 1)[0] for p in self.problems[1:]))
+        if others:
+            text += f" (and {len(self.problems) - 1} more, in {', '.join(others)})"
+        super().__init__(text)

@@ -3,23 +3,31 @@
 Takes BUILD_DIR and .npy / .pgm / .ppm / .pnm files (Netpbm, P2/P3/P5/P6). Everything needed to
 feed the model comes from model.onnx's metadata_props (onnx_meta.py): the sample shape, the
 normalization (mean, std per channel, from the training split) and the class labels, so that
-the ONNX file stands on its own. Runs onnxruntime only: no torch import, no model.py.
+the ONNX file stands on its own. Runs onnxruntime only: no torch import, no model.py. In a build
+folder, model.onnx must match its manifest.json entry (IntegrityFailure, exit 4).
 
 Raw inputs: a .npy holds one sample (C, H, W) or a batch (N, C, H, W) of raw values in the
 dataset's scale (input_range in the metadata; `normalized=True` skips normalization for arrays
 that are already model inputs, such as io.npz's). An image's pixels 0..maxval are mapped onto
 input_range; its size must equal the model's (no resizing). PNG and JPEG need Pillow, which
 lenetc does not depend on; convert them to .pgm/.ppm or .npy first.
+
+A bad input file is exit 2 (UsageError) with one line naming it: unreadable or empty .npy files,
+NaN or infinity in a sample (or a value float32 cannot hold), a malformed Netpbm header (a maxval
+of 0 or over 65535, a size that is not a positive number or that the file cannot hold), and an
+input that drives the model's output to NaN or infinity.
 """
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from .errors import RuntimeFailure, UsageError
+from .errors import IntegrityFailure, RuntimeFailure, UsageError
+from .export.manifest import sha256
 from .export.onnx_meta import ModelInfo, read
 
 NETPBM = {".pgm", ".ppm", ".pnm", ".pbm"}
@@ -42,7 +50,14 @@ def predict(
     predictions = []
     for path, x in zip(inputs, batches):
         out = session.run([info.output_name], {info.input_name: x})[0]
-        probs = to_probabilities(out.astype(np.float64), info.output_kind)
+        with np.errstate(all="ignore"):
+            probs = to_probabilities(out.astype(np.float64), info.output_kind)
+        bad = np.flatnonzero(~np.isfinite(probs).all(axis=1))
+        if bad.size:
+            raise UsageError(
+                f"{path}: sample {int(bad[0])} drives the model's output to NaN or infinity "
+                f"(its values are far outside the training range {list(info.input_range)})"
+            )
         for i, p in enumerate(probs):
             k = int(np.argmax(p))
             name = f"{path}[{i}]" if len(probs) > 1 else str(path)
@@ -57,11 +72,30 @@ def open_model(build_dir: Path):
     onnx_path = Path(build_dir) / "model.onnx"
     if not onnx_path.is_file():
         raise RuntimeFailure(f"{build_dir} has no model.onnx; run `lenetc build` first")
+    _as_built(onnx_path, Path(build_dir) / "manifest.json")
     try:
         session = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
     except Exception as exc:
         raise RuntimeFailure(f"onnxruntime cannot load {onnx_path}: {_first_line(exc)}") from None
     return session, read(session.get_modelmeta().custom_metadata_map, str(onnx_path))
+
+
+def _as_built(onnx_path: Path, manifest: Path) -> None:
+    """In a build folder, model.onnx must be the one its manifest lists (exit 4): an edited
+    normalization would otherwise give wrong answers with exit 0. A lone model.onnx is taken as
+    it is; `lenetc verify` checks the whole folder."""
+    if not manifest.is_file():
+        return
+    try:
+        entry = json.loads(manifest.read_text(encoding="utf-8"))["artifacts"]["model.onnx"]
+        recorded = str(entry["sha256"])
+    except (OSError, ValueError, KeyError, TypeError):
+        raise IntegrityFailure(f"{manifest}: unreadable, or does not list model.onnx") from None
+    if sha256(onnx_path) != recorded:
+        raise IntegrityFailure(
+            f"{onnx_path}: differs from manifest.json (changed since the build); "
+            "lenetc verify says what else changed"
+        )
 
 
 def load_input(path: Path, info: ModelInfo, normalized: bool = False) -> np.ndarray:
@@ -72,9 +106,10 @@ def load_input(path: Path, info: ModelInfo, normalized: bool = False) -> np.ndar
     if suffix == ".npy":
         try:
             raw = np.load(path, allow_pickle=False)
-        except (ValueError, OSError) as exc:
-            raise RuntimeFailure(f"{path}: not a readable .npy file ({exc})") from None
-        if not np.issubdtype(raw.dtype, np.number):
+        except (ValueError, OSError, EOFError) as exc:
+            why = "it is empty" if isinstance(exc, EOFError) else _first_line(exc)
+            raise UsageError(f"{path}: not a readable .npy file ({why})") from None
+        if raw.dtype.kind not in "uifb":
             raise UsageError(f"{path}: holds {raw.dtype} values, not numbers")
         x = raw.astype(np.float64)
     elif suffix in NETPBM:
@@ -85,10 +120,25 @@ def load_input(path: Path, info: ModelInfo, normalized: bool = False) -> np.ndar
             "(PNG/JPEG need Pillow, which lenetc does not install)"
         )
     x = _as_batch(x, info.sample_shape, path)
+    _refuse_non_finite(x, path, "")
     if not normalized:
         shape = (1, -1) + (1,) * (x.ndim - 2)
         x = (x - np.asarray(info.mean).reshape(shape)) / np.asarray(info.std).reshape(shape)
-    return np.ascontiguousarray(x, dtype=np.float32)
+    with np.errstate(over="ignore"):
+        x = np.ascontiguousarray(x, dtype=np.float32)
+    _refuse_non_finite(x, path, ", beyond float32 once normalized")
+    return x
+
+
+def _refuse_non_finite(x: np.ndarray, path: Path, why: str) -> None:
+    bad = ~np.isfinite(x.reshape(len(x), -1))
+    if bad.any():
+        i = int(np.flatnonzero(bad.any(axis=1))[0])
+        where = [int(j) for j in np.unravel_index(int(np.argmax(bad[i])), x.shape[1:])]
+        raise UsageError(
+            f"{path}: sample {i} is not finite{why} (the first bad value is at {where}); "
+            "the model takes finite numbers only"
+        )
 
 
 def _as_batch(x: np.ndarray, sample: tuple[int, ...], path: Path) -> np.ndarray:
@@ -131,11 +181,29 @@ def read_netpbm(path: Path) -> np.ndarray:
             end += 1
         if end == pos:
             raise UsageError(f"{path}: truncated Netpbm header")
+        if not data[pos:end].isdigit() or end - pos > 9:
+            what = ("width", "height", "maxval")[len(fields)]
+            raise UsageError(
+                f"{path}: Netpbm {what} is {data[pos:end][:20].decode(errors='replace')!r}, "
+                "not a positive whole number below 10^9"
+            )
         fields.append(int(data[pos:end]))
         pos = end
     width, height = fields[0], fields[1]
     maxval = fields[2] if n_header == 3 else 1
+    if not 1 <= maxval <= 65535:
+        raise UsageError(f"{path}: Netpbm maxval is {maxval}; it must be 1 to 65535")
     count = width * height * channels
+    if kind in (1, 2, 3):  # plain: a digit per value, and (but P1) a space between them
+        room, need = len(data) - pos, count if kind == 1 else 2 * count - 1
+    else:  # raw: after one whitespace byte, 1 or 2 bytes per value, P4 a bit per pixel
+        room = len(data) - pos - 1
+        need = height * -(-width // 8) if kind == 4 else count * (2 if maxval > 255 else 1)
+    if width == 0 or height == 0 or need > max(room, 0):
+        raise UsageError(
+            f"{path}: the Netpbm header says {width} x {height} pixels, which the file's "
+            f"{max(room, 0):,} bytes of pixel data cannot hold"
+        )
     try:
         if kind in (1, 2, 3):
             values = np.array(data[pos:].split()[:count], dtype=np.float64)
@@ -171,19 +239,23 @@ def format_prediction(p: Prediction, labels: tuple[str, ...], top: int = 10) -> 
     return f"{p.source}: {p.label} ({p.probabilities[p.index]:.2%})  {rest}"
 
 
-def as_json(predictions: list[Prediction], labels: tuple[str, ...]) -> list[dict]:
-    return [
-        {
-            "input": p.source,
-            "label": p.label,
-            "index": p.index,
-            "probabilities": {
-                (labels[i] if i < len(labels) else str(i)): round(float(v), 6)
-                for i, v in enumerate(p.probabilities)
-            },
-        }
-        for p in predictions
-    ]
+def as_json(predictions: list[Prediction], labels: tuple[str, ...], top: int = 10) -> list[dict]:
+    """One object per sample; `probabilities` holds the `top` most probable classes, in order."""
+    rows = []
+    for p in predictions:
+        order = np.argsort(-p.probabilities, kind="stable")[:top]
+        rows.append(
+            {
+                "input": p.source,
+                "label": p.label,
+                "index": p.index,
+                "probabilities": {
+                    (labels[i] if i < len(labels) else str(i)): round(float(p.probabilities[i]), 6)
+                    for i in order
+                },
+            }
+        )
+    return rows
 
 
 def _first_line(exc: BaseException) -> str:

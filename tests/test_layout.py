@@ -13,6 +13,7 @@ RANK = {
     "errors": 0,
     "artifacts": 0,
     "expected_warnings": 0,
+    "lock": 0,
     "spec": 1,
     "layers": 1,
     "check": 2,

@@ -17,6 +17,7 @@ from onnx import numpy_helper
 from lenetc.artifacts import BuildDir
 from lenetc.cli import main
 from lenetc.errors import EXIT_PARITY
+from lenetc.export.manifest import write_manifest
 from lenetc.spec.load import load_spec
 from lenetc.verify.parity import make_cases, reference_model, verify_build
 
@@ -127,6 +128,7 @@ def _nudge_onnx(build: BuildDir, name: str, index, delta: float) -> None:
 
 def test_a_nudged_onnx_weight_fails_naming_onnx_and_conv2_line_11(build, sensitive_conv2):
     _nudge_onnx(build, "conv2.weight", sensitive_conv2, 1e-3)
+    write_manifest(build)  # resealed: intact as far as its manifest goes; only parity can tell
     result = CliRunner().invoke(main, ["verify", str(build.root), *ONLY_CORE])
     assert result.exit_code == EXIT_PARITY, result.output
     first = result.output.splitlines()[0]
@@ -239,9 +241,12 @@ def test_a_missing_artifact_fails_and_a_non_build_folder_exits_1(build, tmp_path
     report = verify_build(build.root, write=False, runtimes=CORE)
     row = {r.runtime: r for r in report.runtimes}["torch.export[cpu]"]
     assert (row.status, row.reason) == ("FAIL", "model.pt2 is missing from the build folder")
-    result = CliRunner().invoke(main, ["verify", str(tmp_path)])
+    result = CliRunner().invoke(main, ["verify", str(tmp_path / "nothing")])
+    assert result.exit_code == 2  # click: no such folder
+    (tmp_path / "empty").mkdir()
+    result = CliRunner().invoke(main, ["verify", str(tmp_path / "empty")])
     assert result.exit_code == 1
-    assert "is not a complete lenetc build folder (no spec.yaml)" in result.output
+    assert "empty is not a lenetc build folder (no spec.yaml, no manifest.json)" in result.output
 
 
 def test_verify_json_is_plain_json_with_the_numbers(honest):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from ..expected_warnings import TORCH_EXPORT_LOAD_LOG, expected_log
 from .base import RuntimeProblem, first_line
 from .registry import RuntimeKind, register
 from .torch_family import TorchRuntime
@@ -19,7 +20,8 @@ class TorchProgram(TorchRuntime):
     def load(self) -> None:
         super().load()
         try:
-            self.program = torch.export.load(str(self.out.pt2))
+            with expected_log(TORCH_EXPORT_LOAD_LOG):  # the error is raised and reported too
+                self.program = torch.export.load(str(self.out.pt2))
             self.module = self.program.module().to(self.device)
         except Exception as exc:
             raise RuntimeProblem(f"torch.export.load failed: {first_line(exc)}") from exc

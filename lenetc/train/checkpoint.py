@@ -5,7 +5,8 @@ counters and writes them with torch.save through a temporary file and a rename, 
 moment leaves either the previous checkpoint or the new one, never half of one. load_checkpoint
 reads it back (weights_only=True: a checkpoint is data, never code) and refuses one written for a
 different spec, model, data or overrides, since resuming it could not give the uninterrupted
-run's weights. restore puts the state back into live objects.
+run's weights; the refusal names what differs (`epochs 6 in the checkpoint, 2 now`), from the
+identity, part by part, that each checkpoint carries. restore puts the state back into live objects.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ def save_checkpoint(
     path: Path,
     *,
     fingerprint: str,
+    identity: dict[str, str] | None = None,
     model: nn.Module,
     optimizer: torch.optim.Optimizer,
     scheduler: torch.optim.lr_scheduler.LRScheduler | None,
@@ -35,6 +37,7 @@ def save_checkpoint(
     state = {
         "format": FORMAT,
         "fingerprint": fingerprint,
+        "identity": dict(identity or {}),  # what the fingerprint hashes, to name a difference
         "model": model.state_dict(),
         "optimizer": optimizer.state_dict(),
         "scheduler": scheduler.state_dict() if scheduler is not None else None,
@@ -45,7 +48,9 @@ def save_checkpoint(
     write_with(path, lambda tmp: torch.save(state, tmp))
 
 
-def load_checkpoint(path: Path, fingerprint: str) -> dict[str, Any]:
+def load_checkpoint(
+    path: Path, fingerprint: str, identity: dict[str, str] | None = None
+) -> dict[str, Any]:
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except FileNotFoundError:
@@ -58,11 +63,28 @@ def load_checkpoint(path: Path, fingerprint: str) -> dict[str, Any]:
     if not isinstance(state, dict) or state.get("format") != FORMAT:
         raise RuntimeFailure(f"checkpoint {path}: not a lenetc checkpoint of format {FORMAT}")
     if state.get("fingerprint") != fingerprint:
+        differs = differences(state.get("identity"), identity)
         raise RuntimeFailure(
-            f"checkpoint {path} was written for a different spec, data or overrides; "
-            "build without --resume to start over"
+            f"checkpoint {path} was written for a different spec, data or overrides"
+            + (f" ({differs})" if differs else "")
+            + "; resume with the settings it was written with, or build without --resume "
+            "to start over"
         )
     return state
+
+
+def differences(saved: object, now: dict[str, str] | None) -> str:
+    """`epochs 6 in the checkpoint, 2 now; optimizer.lr ...`: each part that differs."""
+    if not isinstance(saved, dict) or not now:
+        return ""
+    found = []
+    for key in sorted(set(saved) | set(now), key=lambda k: (k.endswith("sha256"), k)):
+        was, is_ = saved.get(key, "nothing"), now.get(key, "nothing")
+        if was != is_:
+            if key.endswith("sha256"):
+                was, is_ = f"{str(was)[:12]}...", f"{str(is_)[:12]}..."
+            found.append(f"{key} {was} in the checkpoint, {is_} now")
+    return "; ".join(found)
 
 
 def restore(

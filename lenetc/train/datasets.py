@@ -3,7 +3,8 @@
 Takes the dataset section, the input shape (batch omitted), the class count the model outputs, a
 seed and the folder that relative paths start from; returns a Dataset of float32 arrays shaped
 (N, *input_shape), int64 labels, and the per-channel normalization statistics of the raw training
-split (saved with the model). Files that are missing or malformed are RuntimeFailure (exit 1);
+split (saved with the model). Files that are missing or malformed, or hold a sample with NaN or
+infinity (named by its index), are RuntimeFailure (exit 1);
 samples that cannot take the spec's input shape, or labels the model cannot output, are SpecError
 pointing at the dataset's line (exit 2). All of it happens before any training starts.
 """
@@ -201,7 +202,26 @@ def _as_float(a: np.ndarray, path: Path, key: str = "images") -> np.ndarray:
         raise RuntimeFailure(f"{path}: {key} must be (N, ...) with N > 0, found shape {a.shape}")
     if a.dtype == np.uint8:  # 8-bit pixels: scale to [0, 1], as image files are read
         return a.astype(np.float32) / 255.0
-    return a.astype(np.float32)
+    with np.errstate(over="ignore"):
+        x = a.astype(np.float32)
+    _check_finite(x, a, path, key)
+    return x
+
+
+def _check_finite(x: np.ndarray, source: np.ndarray, path: Path, key: str) -> None:
+    """Refuse NaN and infinity (also finite values past float32's range) before any training."""
+    bad = ~np.isfinite(x.reshape(len(x), -1))
+    if not bad.any():
+        return
+    rows = np.flatnonzero(bad.any(axis=1))
+    i = int(rows[0])
+    where = tuple(int(j) for j in np.unravel_index(int(np.argmax(bad[i])), x.shape[1:]))
+    value = source[i][where]
+    what = f"{value}" if not np.isfinite(value) else f"{value}, beyond float32"
+    raise RuntimeFailure(
+        f"{path}: {key}[{i}] holds {what} at {list(where)} ({len(rows)} of {len(x)} samples "
+        "have such values); remove or repair those samples"
+    )
 
 
 def _as_labels(

@@ -9,11 +9,14 @@ give the same weights run after run, and it can later run once per rank under to
 
 Stopping: `io.stop()` is polled after every batch (build.py turns Ctrl-C into it). When it says
 yes, the exact mid-epoch state is checkpointed and TrainingInterrupted is raised; fit(resume=True)
-continues from that batch and ends with the weights an uninterrupted run gives.
+continues from that batch and ends with the weights an uninterrupted run gives. A loss that is not
+finite (a learning rate too large, extreme data) stops the run at once with TrainingDiverged,
+naming the epoch and batch; the last checkpoint, of the last good epoch, is left as it was.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import math
@@ -31,6 +34,7 @@ from torch import nn
 from tqdm import tqdm
 
 from ..artifacts import write_text
+from ..errors import RuntimeFailure
 from ..spec.config import TrainConfig
 from .checkpoint import load_checkpoint, restore, save_checkpoint
 from .datasets import Dataset
@@ -61,6 +65,18 @@ class TrainingInterrupted(KeyboardInterrupt):
         if self.resume_command:
             text += f"\n  resume with: {self.resume_command}"
         return text
+
+
+class TrainingDiverged(RuntimeFailure):
+    """The loss stopped being a finite number (exit 1); says where, and what was kept."""
+
+    def __init__(self, epoch: int, where: str, loss: float, lr: float, kept: Path | None) -> None:
+        keep = f"{kept} (the last good state) is kept" if kept else "no checkpoint was written"
+        super().__init__(
+            f"training diverged: the loss is {loss} at epoch {epoch}, {where} (lr {lr:.3g}); "
+            f"{keep}; lower the learning rate (--lr), or check the data for extreme values"
+        )
+        self.epoch = epoch
 
 
 def _never() -> bool:
@@ -156,14 +172,33 @@ class _Loop:
         return dict(self.__dict__)
 
 
-def fingerprint(model: nn.Module, data: Dataset, cfg: TrainConfig, extra: str = "") -> str:
-    """What a checkpoint must agree with: the config, the parameter shapes and the data itself."""
-    h = hashlib.sha256(f"{cfg!r}|{extra}".encode())
+def identity(model: nn.Module, data: Dataset, cfg: TrainConfig, extra: str = "") -> dict[str, str]:
+    """What a checkpoint must agree with, part by part (so a refusal can say which part differs):
+    each train: setting, the model source (`extra`), the parameter shapes and the data itself."""
+    parts = {k: repr(v) for k, v in _flat(dataclasses.asdict(cfg)).items() if k[-1] != "line"}
+    parts = {".".join(k): v for k, v in parts.items()}
+    parts["model.py sha256"] = extra
+    shapes = hashlib.sha256()
     for name, t in model.state_dict().items():
-        h.update(f"{name}{tuple(t.shape)}".encode())
-    for a in (data.x_train, data.y_train, data.x_val, data.y_val):
-        h.update(np.ascontiguousarray(a).tobytes())
-    return h.hexdigest()
+        shapes.update(f"{name}{tuple(t.shape)}".encode())
+    parts["parameter shapes sha256"] = shapes.hexdigest()
+    for split in ("train", "val"):
+        h = hashlib.sha256()
+        for a in (getattr(data, f"x_{split}"), getattr(data, f"y_{split}")):
+            h.update(np.ascontiguousarray(a).tobytes())
+        parts[f"{split} data sha256"] = h.hexdigest()
+    return parts
+
+
+def fingerprint(parts: dict[str, str]) -> str:
+    """One hash of an `identity`."""
+    return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()
+
+
+def _flat(value: Any, key: tuple[str, ...] = ()) -> dict[tuple[str, ...], Any]:
+    if isinstance(value, dict):
+        return {k: v for name, sub in value.items() for k, v in _flat(sub, key + (name,)).items()}
+    return {key: value}
 
 
 def fit(model: nn.Module, data: Dataset, cfg: TrainConfig, io: TrainIO = TrainIO()) -> TrainResult:
@@ -180,17 +215,27 @@ def _fit(model: nn.Module, data: Dataset, cfg: TrainConfig, io: TrainIO) -> Trai
     optimizer = make_optimizer(model, cfg)
     scheduler = make_scheduler(optimizer, cfg)
     objects = dict(model=model, optimizer=optimizer, scheduler=scheduler, generator=generator)
-    stamp = fingerprint(model, data, cfg, io.fingerprint)
+    parts = identity(model, data, cfg, io.fingerprint)
+    stamp = fingerprint(parts)
     loop = _Loop()
+    kept: list[Path] = []  # the checkpoint this run saved or resumed from, once there is one
     if io.resume and io.checkpoint is not None and io.checkpoint.exists():
-        loop = _Loop(**restore(load_checkpoint(io.checkpoint, stamp), **objects))
+        loop = _Loop(**restore(load_checkpoint(io.checkpoint, stamp, parts), **objects))
+        kept.append(io.checkpoint)
         io.log(f"resuming from {io.checkpoint}: {_position(loop)}")
     elif io.resume:
         io.log(f"no checkpoint at {io.checkpoint}; starting from epoch 1")
 
     def save() -> None:
         if io.checkpoint is not None:
-            save_checkpoint(io.checkpoint, fingerprint=stamp, loop=loop.state(), **objects)
+            save_checkpoint(
+                io.checkpoint, fingerprint=stamp, identity=parts, loop=loop.state(), **objects
+            )
+            kept[:] = [io.checkpoint]
+
+    def diverged(epoch: int, where: str, loss: float) -> TrainingDiverged:
+        bar.close()  # an older build's checkpoint.pt is not this run's: only name our own
+        return TrainingDiverged(epoch, where, loss, lr, kept[0] if kept else None)
 
     x, y = torch.from_numpy(data.x_train), torch.from_numpy(data.y_train)
     batches = math.ceil(len(x) / cfg.batch_size)
@@ -215,6 +260,8 @@ def _fit(model: nn.Module, data: Dataset, cfg: TrainConfig, io: TrainIO) -> Trai
             optimizer.zero_grad(set_to_none=True)
             out = model(x[idx])
             loss = loss_fn(cfg.loss, out, y[idx])
+            if not math.isfinite(float(loss.detach())):
+                raise diverged(epoch, f"batch {b + 1} of {batches}", float(loss.detach()))
             loss.backward()
             optimizer.step()
             loop.step = b + 1
@@ -235,6 +282,8 @@ def _fit(model: nn.Module, data: Dataset, cfg: TrainConfig, io: TrainIO) -> Trai
                 raise TrainingInterrupted(epoch, loop.step, io.checkpoint)
         bar.close()
         val_loss, val_acc = evaluate(model, data.x_val, data.y_val, cfg.loss)
+        if len(data.x_val) and not math.isfinite(val_loss):
+            raise diverged(epoch, "on the validation split", val_loss)
         if scheduler is not None:
             scheduler.step()
         seconds = loop.epoch_seconds + time.perf_counter() - t0

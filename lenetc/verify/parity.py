@@ -58,9 +58,16 @@ def verify_build(
     spec = load_spec(out.spec)
     atol = spec.verify.atol if atol is None else atol
     rtol = spec.verify.rtol if rtol is None else rtol
-    model64 = reference_model(out, spec).double()
-    weights = {k: v.numpy() for k, v in torch.load(out.weights, weights_only=True).items()}
-    cases = make_cases(out, spec)
+    try:  # torch raises many types for a truncated or foreign file; integrity.py runs first
+        model64 = reference_model(out, spec).double()
+        weights = {k: v.numpy() for k, v in torch.load(out.weights, weights_only=True).items()}
+    except Exception as exc:
+        why = first_line(exc)
+        raise RuntimeFailure(f"cannot load {out.weights} into model.py: {why}") from None
+    try:
+        cases = make_cases(out, spec)
+    except Exception as exc:
+        raise RuntimeFailure(f"cannot read {out.heldout}: {first_line(exc)}") from None
     with torch.no_grad():
         refs = [_outputs(model64(torch.from_numpy(c.x).double())) for c in cases]
     rows = _plan(out, spec, runtimes, require)
@@ -137,8 +144,16 @@ def check_runtime(
         return result, []
     try:
         runtime.load()
+    except RuntimeProblem as exc:
+        result.status, result.reason = FAIL, str(exc)
+        return result, []
+    except Exception as exc:  # an adapter that did not expect this artifact: fail its row
+        result.status = FAIL
+        result.reason = f"cannot load {runtime.artifact}: {first_line(exc)}"
+        return result, []
+    try:
         got = run_cases(runtime, cases)
-    except Exception as exc:  # a crash, a timeout, a model it cannot load: this row fails
+    except Exception as exc:  # a crash, a timeout: this row fails, the others still run
         result.status = FAIL
         result.reason = str(exc) if isinstance(exc, RuntimeProblem) else first_line(exc)
         return result, []
