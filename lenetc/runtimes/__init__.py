@@ -11,6 +11,7 @@ from __future__ import annotations
 from ..artifacts import BuildDir
 from ..spec.load import Spec
 from .base import Runtime
+from .c import CTarget
 from .onnx_reference import OnnxReference
 from .onnxruntime import OnnxRuntime
 from .torch_eager import TorchEager
@@ -26,4 +27,5 @@ def plan(out: BuildDir, spec: Spec, providers: tuple[str, ...]) -> list[Runtime]
         runtimes += [cls(out, spec, device) for cls in (TorchEager, TorchScript, TorchProgram)]
     runtimes += [OnnxRuntime(out, spec, p) for p in providers]
     runtimes.append(OnnxReference(out, spec))
+    runtimes.append(CTarget(out, spec))
     return runtimes

@@ -1,0 +1,117 @@
+"""Runtime c[cpu]: the C target (c/model.c with its weights), compiled to a shared library and
+called through ctypes.
+
+`compile_library` runs the system's C compiler (CC, else cc, gcc or clang) over c/model.c with the
+given flags into a per-user cache keyed by the sources' hash, the flags and the compiler; verify
+uses the Makefile's portable flags (`-std=c99 -O2`), `lenetc bench` adds `-O3 -march=native`
+(never -ffast-math: it would reorder the sums verify vouches for). `parameters` reads the weights
+back from model_weights.h, in torch's layout, so a changed weight is named by the parity table.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import hashlib
+import os
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from ..artifacts import BuildDir
+from ..check.shapes import check
+from ..spec.load import Spec
+from ..targets.c import WEIGHTS_FILE, prefix, read_weights
+from .base import Runtime, RuntimeProblem
+
+PORTABLE_FLAGS = ("-std=c99", "-O2")
+FAST_FLAGS = ("-std=c99", "-O3", "-march=native")
+SOURCES = ("model.c", "model.h", WEIGHTS_FILE)
+INSTALL = "install a C compiler (apt-get install gcc) or set CC"
+
+
+def compiler() -> str | None:
+    """The C compiler to use: $CC if set, else the first of cc, gcc, clang on PATH."""
+    named = os.environ.get("CC")
+    if named:
+        return shutil.which(named)
+    return next((found for c in ("cc", "gcc", "clang") if (found := shutil.which(c))), None)
+
+
+def compile_library(
+    c_dir: Path, flags: tuple[str, ...] = PORTABLE_FLAGS, cc: str | None = None
+) -> Path:
+    """c_dir's model.c as a shared library, compiled once per sources, flags and compiler."""
+    cc = cc or compiler()
+    if cc is None:
+        raise RuntimeProblem(f"no C compiler found; {INSTALL}")
+    digest = hashlib.sha256(repr((cc, flags)).encode())
+    for name in SOURCES:
+        path = c_dir / name
+        if not path.is_file():
+            raise RuntimeProblem(f"{path.name} is missing from {c_dir}")
+        digest.update(name.encode() + b"\0" + path.read_bytes())
+    cache = Path(tempfile.gettempdir()) / f"lenetc-c-{os.getuid()}"
+    cache.mkdir(mode=0o700, exist_ok=True)
+    final = cache / f"{digest.hexdigest()[:24]}.so"
+    if final.is_file():
+        return final
+    fd, tmp = tempfile.mkstemp(suffix=".so", dir=cache)
+    os.close(fd)
+    command = [cc, *flags, "-fPIC", "-shared", "-o", tmp, "model.c", "-lm"]
+    done = subprocess.run(command, cwd=c_dir, capture_output=True, text=True)
+    if done.returncode != 0:
+        os.unlink(tmp)
+        said = (done.stderr or done.stdout).strip().splitlines()
+        raise RuntimeProblem(
+            f"{Path(cc).name} {' '.join(flags)} could not compile c/model.c: "
+            + (said[0] if said else f"exit {done.returncode}")
+        )
+    os.replace(tmp, final)
+    return final
+
+
+class CTarget(Runtime):
+    """c/model.c, compiled with `flags`, through ctypes; one sample after another, one thread."""
+
+    name = "c[cpu]"
+    artifact = "c/model.c"
+
+    def __init__(self, out: BuildDir, spec: Spec, flags: tuple[str, ...] = PORTABLE_FLAGS) -> None:
+        super().__init__(out, spec)
+        self.flags = flags
+        self.output_shape = check(spec).output_shape
+
+    def unavailable(self) -> str | None:
+        if compiler() is None:
+            return f"no C compiler found; {INSTALL}"
+        if not self.out.c_dir.is_dir():
+            return "the build folder has no c/ (built before lenetc had a C target): rebuild it"
+        return None
+
+    def load(self) -> None:
+        super().load()
+        library = compile_library(self.out.c_dir, self.flags)
+        try:
+            self.library = ctypes.CDLL(str(library))
+            self.forward = getattr(self.library, f"{prefix(check(self.spec))}_forward")
+        except (OSError, AttributeError) as exc:
+            raise RuntimeProblem(f"cannot load the compiled C target: {exc}") from exc
+        self.forward.argtypes = (ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int)
+        self.forward.restype = None
+
+    def run(self, x: np.ndarray) -> list[np.ndarray]:
+        x = np.ascontiguousarray(x, dtype=np.float32)
+        y = np.empty((len(x),) + tuple(self.output_shape), dtype=np.float32)
+        self.forward(x.ctypes.data, y.ctypes.data, len(x))
+        return [y]
+
+    def parameters(self) -> dict[str, np.ndarray]:
+        text = (self.out.c_dir / WEIGHTS_FILE).read_text(encoding="utf-8")
+        params = {}
+        for key, (shape, perm, values) in read_weights(text).items():
+            stored = np.asarray(values, np.float32).reshape([shape[i] for i in perm])
+            params[key] = np.transpose(stored, np.argsort(perm))
+        return params
