@@ -297,11 +297,21 @@ def _window(t: TracedNode, a: dict, v: dict, f: dict) -> None:
 
 
 def _groups(t: TracedNode, a: dict, v: dict, f: dict) -> None:
-    if "groups" in a:
-        g = a["groups"]
-        v["in_per_group"] = str(t.in_shape[0] // g)
-        v["out_per_group"] = str(t.out_shape[0] // g)
-        f["grouped"] = g > 1
+    """Channels per group, and how many neighbouring outputs of a row a convolution computes at
+    once (`block`): a divisor of the output width whose block x channels accumulators fill whole
+    vector registers (8 floats) and fit in 12 of them, the largest such; else the largest that
+    fits. Clang keeps them in registers and vectorizes over the channels."""
+    if "groups" not in a:
+        return
+    g = a["groups"]
+    per = t.out_shape[0] // g
+    v["in_per_group"] = str(t.in_shape[0] // g)
+    v["out_per_group"] = str(per)
+    f["grouped"] = g > 1
+    width = t.out_shape[2] if len(t.out_shape) == 3 else 1
+    fits = [d for d in range(1, 17) if width % d == 0 and d * per <= 96]
+    whole = [d for d in fits if d * per % 8 == 0]
+    v["block"] = str(max(whole or fits or [1]))
 
 
 def _axis(t: TracedNode, a: dict, v: dict, f: dict) -> None:
