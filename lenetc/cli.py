@@ -198,5 +198,41 @@ def predict_cmd(build_dir: Path, inputs, normalized: bool, top: int, as_json: bo
         click.echo(format_prediction(p, info.labels, top))
 
 
+@main.command("bench")
+@click.argument("build_dir", type=click.Path(path_type=Path, file_okay=False, exists=True))
+@click.option(
+    "--threads", type=click.IntRange(1, 1024), default=1, show_default=True, help="Per runtime."
+)
+@click.option(
+    "--batch",
+    "batches",
+    type=click.IntRange(1, 65_536),
+    multiple=True,
+    help="Batch sizes (repeatable); the first is the latency column. Default: 1, 16, 256.",
+)
+@click.option("--repeats", type=click.IntRange(3, 1000), default=7, show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="Print bench.json's object, not the table.")
+def bench_cmd(build_dir: Path, threads: int, batches, repeats: int, as_json: bool) -> None:
+    """Latency and throughput of every runtime that can run here, as ratios to torch eager.
+
+    Writes bench.json into the build folder.
+    """
+    import json
+
+    from .artifacts import write_json
+    from .bench import BATCHES, bench_build, format_table, to_json
+
+    report = bench_build(
+        build_dir,
+        threads=threads,
+        batches=tuple(batches) or BATCHES,
+        repeats=repeats,
+        progress=sys.stderr.isatty(),
+    )
+    data = to_json(report)
+    write_json(build_dir / "bench.json", data)
+    click.echo(json.dumps(data, indent=2) if as_json else format_table(report))
+
+
 if __name__ == "__main__":
     sys.exit(main())

@@ -22,6 +22,7 @@ RANK = {
     "runtimes": 6,
     "verify": 7,
     "predict": 8,
+    "bench": 8,
     "build": 9,
     "cli": 10,
     "__main__": 10,

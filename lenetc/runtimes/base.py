@@ -36,6 +36,10 @@ class Runtime(abc.ABC):
     artifact = ""
     device = "cpu"
     static_batch: int | None = None  # an ONNX graph exported without a dynamic batch axis
+    # Set by `lenetc bench` before load(): run on this many threads, and build the artifact for
+    # speed on this machine (the C target: -O3 -march=native); an adapter honours what it can.
+    threads: int | None = None
+    fast: bool = False
 
     def __init__(self, out: BuildDir, spec: Spec) -> None:
         self.out = out

@@ -3,8 +3,8 @@ called through ctypes.
 
 `compile_library` runs the system's C compiler (CC, else cc, gcc or clang) over c/model.c with the
 given flags into a per-user cache keyed by the sources' hash, the flags and the compiler; verify
-uses the Makefile's portable flags (`-std=c99 -O2`), `lenetc bench` adds `-O3 -march=native`
-(never -ffast-math: it would reorder the sums verify vouches for). `parameters` reads the weights
+uses the Makefile's portable flags (`-std=c99 -O2 -ffp-contract=off`), `lenetc bench` builds with
+`-O3 -march=native` (never -ffast-math: it would reorder the sums verify vouches for). `parameters` reads the weights
 back from model_weights.h, in torch's layout, so a changed weight is named by the parity table.
 """
 
@@ -26,8 +26,11 @@ from ..spec.load import Spec
 from ..targets.c import WEIGHTS_FILE, prefix, read_weights
 from .base import Runtime, RuntimeProblem
 
-PORTABLE_FLAGS = ("-std=c99", "-O2")
-FAST_FLAGS = ("-std=c99", "-O3", "-march=native")
+# No contraction of a * b + c into one fused multiply-add (clang's default, not gcc's in C99
+# mode): every product and sum is rounded as written, so the portable and the fast build, gcc's
+# and clang's, compute the very same bits, the ones verify checked.
+PORTABLE_FLAGS = ("-std=c99", "-O2", "-ffp-contract=off")
+FAST_FLAGS = ("-std=c99", "-O3", "-march=native", "-ffp-contract=off")
 SOURCES = ("model.c", "model.h", WEIGHTS_FILE)
 INSTALL = "install a C compiler (apt-get install gcc) or set CC"
 
@@ -74,15 +77,16 @@ def compile_library(
 
 
 class CTarget(Runtime):
-    """c/model.c, compiled with `flags`, through ctypes; one sample after another, one thread."""
+    """c/model.c through ctypes; one sample after another, on one thread. Compiled with the
+    Makefile's portable flags, or for speed on this machine when `fast` (bench)."""
 
     name = "c[cpu]"
     artifact = "c/model.c"
 
-    def __init__(self, out: BuildDir, spec: Spec, flags: tuple[str, ...] = PORTABLE_FLAGS) -> None:
+    def __init__(self, out: BuildDir, spec: Spec) -> None:
         super().__init__(out, spec)
-        self.flags = flags
         self.output_shape = check(spec).output_shape
+        self.compiled_with = ""
 
     def unavailable(self) -> str | None:
         if compiler() is None:
@@ -93,7 +97,10 @@ class CTarget(Runtime):
 
     def load(self) -> None:
         super().load()
-        library = compile_library(self.out.c_dir, self.flags)
+        flags = FAST_FLAGS if self.fast else PORTABLE_FLAGS
+        cc = compiler()
+        library = compile_library(self.out.c_dir, flags, cc)
+        self.compiled_with = f"{Path(cc or 'cc').name} {' '.join(flags)}"
         try:
             self.library = ctypes.CDLL(str(library))
             self.forward = getattr(self.library, f"{prefix(check(self.spec))}_forward")

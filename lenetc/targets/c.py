@@ -64,6 +64,7 @@ class CLayer:
     v: Mapping[str, str]  # integer and float values as C literals
     f: Mapping[str, bool]  # flags
     p: Mapping[str, str]  # weight arrays by torch parameter name -> C identifier
+    block: tuple[tuple[str, str], ...] = ()  # a convolution's outputs per step: (index, offset)
 
 
 @dataclass(frozen=True)
@@ -211,7 +212,12 @@ def layer_views(trace: ShapeTrace) -> list[CLayer]:
         v, f = _values(t)
         params = {param: f"{name}_{param}" for param in _layout(t.node.type)}
         comment = derivation_comment([t]).replace("(N, ", "(", 1).replace("*/", "* /")
-        views.append(CLayer(name, t.node.name, t.node.type, t.node.line, comment, v, f, params))
+        block = tuple(
+            (str(i), str(i * int(v.get("stride_w", "1")))) for i in range(int(v.get("block", "0")))
+        )
+        views.append(
+            CLayer(name, t.node.name, t.node.type, t.node.line, comment, v, f, params, block)
+        )
     return views
 
 
@@ -297,10 +303,11 @@ def _window(t: TracedNode, a: dict, v: dict, f: dict) -> None:
 
 
 def _groups(t: TracedNode, a: dict, v: dict, f: dict) -> None:
-    """Channels per group, and how many neighbouring outputs of a row a convolution computes at
-    once (`block`): a divisor of the output width whose block x channels accumulators fill whole
-    vector registers (8 floats) and fit in 12 of them, the largest such; else the largest that
-    fits. Clang keeps them in registers and vectorizes over the channels."""
+    """Channels per group, and how many neighbouring outputs of a row a convolution computes per
+    step (`block`). With at least a vector register's worth of channels (8 floats), the largest
+    divisor of the output width whose accumulators fit in 12 registers: gcc and clang then keep
+    them in registers and vectorize over the channels. With fewer channels, one output per step
+    (gcc leaves a block of them in scalars)."""
     if "groups" not in a:
         return
     g = a["groups"]
@@ -308,10 +315,10 @@ def _groups(t: TracedNode, a: dict, v: dict, f: dict) -> None:
     v["in_per_group"] = str(t.in_shape[0] // g)
     v["out_per_group"] = str(per)
     f["grouped"] = g > 1
+    vectors = -(-per // 8)
     width = t.out_shape[2] if len(t.out_shape) == 3 else 1
-    fits = [d for d in range(1, 17) if width % d == 0 and d * per <= 96]
-    whole = [d for d in fits if d * per % 8 == 0]
-    v["block"] = str(max(whole or fits or [1]))
+    fits = [d for d in range(1, 9) if width % d == 0 and d * vectors <= 12]
+    v["block"] = str(max(fits) if per >= 8 and fits else 1)
 
 
 def _axis(t: TracedNode, a: dict, v: dict, f: dict) -> None:
