@@ -4,8 +4,9 @@ called through ctypes.
 `compile_library` runs the system's C compiler (CC, else cc, gcc or clang) over c/model.c with the
 given flags into a per-user cache keyed by the sources' hash, the flags and the compiler; verify
 uses the Makefile's portable flags (`-std=c99 -O2 -ffp-contract=off`), `lenetc bench` builds with
-`-O3 -march=native` (never -ffast-math: it would reorder the sums verify vouches for). `parameters` reads the weights
-back from model_weights.h, in torch's layout, so a changed weight is named by the parity table.
+`-O3 -march=native` (never -ffast-math: it would reorder the sums verify vouches for).
+`parameters` reads the weights back from model_weights.h, in torch's layout, so a changed weight
+is named by the parity table.
 """
 
 from __future__ import annotations
