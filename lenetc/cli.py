@@ -62,17 +62,36 @@ def check_cmd(spec: Path, as_json: bool) -> None:
 @click.option(
     "-o",
     "--output",
-    type=click.Path(path_type=Path, dir_okay=False),
-    help="Write the source here instead of printing it.",
+    type=click.Path(path_type=Path),
+    help="Write the source here instead of printing it (for --target c: a folder).",
 )
-def render_cmd(spec: Path, output: Path | None) -> None:
-    """Print (or write) the generated PyTorch module."""
+@click.option(
+    "--target",
+    type=click.Choice(["torch", "c"]),
+    default="torch",
+    show_default=True,
+    help="torch: model.py. c: model.h, model.c, main.c and a Makefile (the weights come from a "
+    "build); printed: model.c.",
+)
+def render_cmd(spec: Path, output: Path | None, target: str) -> None:
+    """Print (or write) the generated PyTorch module, or the C target."""
     from .artifacts import write_text
     from .check.shapes import check
     from .spec.load import load_spec
+
+    trace = check(load_spec(spec))
+    if target == "c":
+        from .targets.c import render_c, write_c
+
+        if output is None:
+            click.echo(render_c(trace)["model.c"], nl=False)
+        else:
+            write_c(output, render_c(trace))
+            click.echo(f"wrote {output}/ (model.h, model.c, main.c, Makefile)", err=True)
+        return
     from .targets.torch import render
 
-    source = render(check(load_spec(spec)))
+    source = render(trace)
     if output is None:
         click.echo(source, nl=False)
     else:

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..artifacts import write_text
 from ..check.shapes import ShapeTrace, TracedNode
 from ..layers.base import numel
 from ..spec.load import INPUT
@@ -142,6 +143,13 @@ def render_c(trace: ShapeTrace, data: DatasetInfo | None = None) -> dict[str, st
     for name in ("model.c", "main.c"):
         files[name] = indent_by_braces(files[name])
     return files
+
+
+def write_c(folder: Path, files: Mapping[str, str]) -> None:
+    """Write the C files into `folder`, each atomically; other files there are left alone (a
+    build's model_weights.h survives a re-render)."""
+    for name, text in files.items():
+        write_text(Path(folder) / name, text)
 
 
 def indent_by_braces(text: str) -> str:
