@@ -59,7 +59,7 @@ class CLayer:
 
     name: str  # the C function's name (the layer's, unless C reserves it)
     layer: str  # the spec layer's name
-    type: str
+    kind: str  # the spec type
     line: int
     comment: str  # the shape after it and its derivation
     v: Mapping[str, str]  # integer and float values as C literals
@@ -127,15 +127,15 @@ def render_c(trace: ShapeTrace, data: DatasetInfo | None = None) -> dict[str, st
     layers = layer_views(trace)
     steps = forward_steps(trace, layers)
     model = model_view(trace, data)
-    uses_math = any(getattr(fragment(TARGET, c.type), "needs_math", False) for c in layers)
-    uses_float_h = any(getattr(fragment(TARGET, c.type), "needs_float_h", False) for c in layers)
+    uses_math = any(getattr(fragment(TARGET, c.kind), "needs_math", False) for c in layers)
+    uses_float_h = any(getattr(fragment(TARGET, c.kind), "needs_float_h", False) for c in layers)
     model.update(
         layers=layers,
         steps=steps,
         buffers=_buffer_sizes(trace),
         uses_math=uses_math,
         uses_float_h=uses_float_h,
-        defines=[str(fragment(TARGET, c.type).define(c)) for c in layers if _computes(c.type)],
+        defines=[str(fragment(TARGET, c.kind).define(c)) for c in layers if _computes(c.kind)],
         final=final_buffer(trace),
     )
     env = environment()
@@ -234,7 +234,7 @@ def weight_arrays(trace: ShapeTrace) -> dict[str, tuple[str, tuple[int, ...]]]:
     torch's axes it is stored in (the fragment's `layout`; identity when it names none)."""
     out: dict[str, tuple[str, tuple[int, ...]]] = {}
     for view in layer_views(trace):
-        for param, perm in _layout(view.type).items():
+        for param, perm in _layout(view.kind).items():
             out[f"{view.layer}.{param}"] = (view.p[param], tuple(perm))
     return out
 
