@@ -400,3 +400,33 @@ def test_bench_times_every_runtime_and_writes_bench_json(lenet_build, tmp_path) 
 
 def test_flags_never_include_fast_math() -> None:
     assert not any("fast-math" in f for f in PORTABLE_FLAGS + FAST_FLAGS)
+
+
+# ---- the README ---------------------------------------------------------------------------------
+
+
+def _readme_block(after: str, language: str) -> str:
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    start = text.index(f"```{language}\n", text.index(after)) + len(language) + 4
+    return text[start : text.index("```", start)]
+
+
+def test_readme_shows_the_current_lenet5_forward_function() -> None:
+    source = render_c(check(load_spec(ROOT / "specs" / "lenet5.yaml")))["model.c"]
+    shown = _readme_block("The forward function of LeNet-5", "c")
+    assert shown in source and shown.startswith("void lenet5_forward(")
+
+
+def test_readme_embedding_example_compiles_and_runs(c_builds, tmp_path: Path) -> None:
+    out = c_builds["lenet5"]
+    app = tmp_path / "app.c"
+    app.write_text(_readme_block("### Embedding c/ in a C program", "c"), encoding="utf-8")
+    program = tmp_path / "app"
+    subprocess.run(
+        [_tool("gcc"), *STRICT, "-O2", "-ffp-contract=off", "-I", str(out.c_dir)]
+        + ["-o", str(program), str(app), str(out.c_dir / "model.c"), "-lm"],
+        check=True,
+    )
+    said = subprocess.run([str(program)], capture_output=True, check=True).stdout.decode()
+    labels = [LABELS[i % len(LABELS)] + str(i) for i in range(10)]
+    assert said.strip() in labels
