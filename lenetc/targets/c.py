@@ -66,6 +66,9 @@ class CLayer:
     f: Mapping[str, bool]  # flags
     p: Mapping[str, str]  # weight arrays by torch parameter name -> C identifier
     block: tuple[tuple[str, str], ...] = ()  # a convolution's outputs per step: (index, offset)
+    # A join's operands (add, cat), in `inputs` order: (parameter name, floats it gives per outer
+    # step, where they start in the output's step); one entry per input of any other layer.
+    operands: tuple[tuple[str, str, str], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -224,9 +227,36 @@ def layer_views(trace: ShapeTrace) -> list[CLayer]:
             (str(i), str(i * int(v.get("stride_w", "1")))) for i in range(int(v.get("block", "0")))
         )
         views.append(
-            CLayer(name, t.node.name, t.node.type, t.node.line, comment, v, f, params, block)
+            CLayer(
+                name,
+                t.node.name,
+                t.node.type,
+                t.node.line,
+                comment,
+                v,
+                f,
+                params,
+                block,
+                _operands(t, v),
+            )
         )
     return views
+
+
+def _operands(t: TracedNode, v: dict[str, str]) -> tuple[tuple[str, str, str], ...]:
+    """Per input: its C parameter name (a0, a1, ...), how many floats it gives per step of the
+    axes before the joined one (`outer`, also set in v), and where they start in the output's
+    step. The joined axis is `dim` (counting the batch, as torch), else the first."""
+    shapes = getattr(t, "in_shapes", ()) or (t.in_shape,)
+    axis = t.node.args["dim"] % (len(t.in_shape) + 1) - 1 if "dim" in t.node.args else 0
+    v.setdefault("outer", str(numel(t.in_shape[:axis])))
+    out, start = [], 0
+    for k, shape in enumerate(shapes):
+        chunk = numel(shape[axis:])
+        out.append((f"a{k}", str(chunk), str(start)))
+        start += chunk
+    v["step"] = str(start)
+    return tuple(out)
 
 
 def weight_arrays(trace: ShapeTrace) -> dict[str, tuple[str, tuple[int, ...]]]:
