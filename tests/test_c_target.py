@@ -430,3 +430,31 @@ def test_readme_embedding_example_compiles_and_runs(c_builds, tmp_path: Path) ->
     said = subprocess.run([str(program)], capture_output=True, check=True).stdout.decode()
     labels = [LABELS[i % len(LABELS)] + str(i) for i in range(10)]
     assert said.strip() in labels
+
+
+def test_layer_names_that_c_reserves_are_renamed_and_still_match_torch(tmp_path: Path) -> None:
+    """Valid spec names that C, <math.h> or model.c itself already uses (a keyword, a libm
+    function, a buffer, a macro-like name, another layer's weight array) get `_layer` appended."""
+    spec = tmp_path / "clash.yaml"
+    data = {
+        "name": "clash",
+        "input": {"shape": [2, 6, 6]},
+        "layers": [
+            {"type": "conv2d", "name": "int", "out_channels": 3, "kernel_size": 3},
+            {"type": "tanh", "name": "expf"},
+            {"type": "conv2d", "name": "buf0", "out_channels": 2, "kernel_size": 2},
+            {"type": "relu", "name": "FLT_MAX"},
+            {"type": "flatten"},
+            {"type": "linear", "name": "int_weight", "out_features": 4},
+            {"type": "sigmoid", "name": "main"},
+        ],
+    }
+    spec.write_text(spec_yaml(data), encoding="utf-8")
+    out = _make_build(spec, tmp_path / "builds")
+    source = (out.c_dir / "model.c").read_text(encoding="utf-8")
+    for name in ("int", "expf", "buf0", "FLT_MAX", "int_weight", "main"):
+        assert f"static void {name}_layer(" in source, name
+    runtime = CTarget(out, load_spec(out.spec))
+    runtime.load()
+    x = np.random.default_rng(3).standard_normal((3, 2, 6, 6)).astype(np.float32)
+    np.testing.assert_allclose(runtime.run(x)[0], _reference(out, x), rtol=1e-4, atol=1e-5)

@@ -33,14 +33,23 @@ from .walk import derivation_comment
 TARGET = "c"
 FILES = ("model.h", "model.c", "main.c", "Makefile")
 WEIGHTS_FILE = "model_weights.h"
-# Names a layer's C function must not take: C99's keywords, what <math.h> and <float.h> declare
-# that a fragment uses, and the names model.c gives its own things.
+# Names a layer's C function must not take: C99's keywords, what <math.h>, <float.h> and
+# <stddef.h> declare (functions in their double, float and long double forms, and macros), and the
+# names model.c gives its own things (buffers bufK, the forward function's variables).
+_MATH = """acos asin atan atan2 cos sin tan acosh asinh atanh cosh sinh tanh exp exp2 expm1 frexp
+    ilogb ldexp log log10 log1p log2 logb modf scalbn scalbln cbrt fabs hypot pow sqrt erf erfc
+    lgamma tgamma ceil floor nearbyint rint lrint llrint round lround llround trunc fmod remainder
+    remquo copysign nan nextafter nexttoward fdim fmax fmin fma""".split()
 C_RESERVED = frozenset(
     """auto break case char const continue default do double else enum extern float for goto if
     inline int long register restrict return short signed sizeof static struct switch typedef
-    union unsigned void volatile while _Bool _Complex _Imaginary main expf expm1f erff tanhf
-    sqrtf logf fabsf input output batch n x y buf size_t FLT_MAX""".split()
+    union unsigned void volatile while _Bool _Complex _Imaginary main input output batch n x y
+    i o c g p oc ic ky kx oy ox iy ix m s v w row acc in out NULL offsetof size_t ptrdiff_t
+    wchar_t isnan isinf isfinite isnormal signbit fpclassify isgreater isless float_t double_t
+    math_errhandling""".split()
+    + [f + suffix for f in _MATH for suffix in ("", "f", "l")]
 )
+_RESERVED_PATTERN = re.compile(r"buf\d+|v\d+|[A-Z][A-Z0-9_]*")  # buffers, block values, macros
 
 
 @dataclass(frozen=True)
@@ -217,7 +226,7 @@ def layer_views(trace: ShapeTrace) -> list[CLayer]:
     views = []
     for t in trace.nodes:
         name = identifier(t.node.name)
-        if name in taken or name in arrays:
+        if name in taken or name in arrays or _RESERVED_PATTERN.fullmatch(name):
             name = f"{name}_layer"
         taken.add(name)
         v, f = _values(t)
