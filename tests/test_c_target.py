@@ -362,7 +362,7 @@ def test_a_nudged_weight_in_the_c_file_fails_verify_and_is_named(lenet_build, tm
     shutil.copytree(lenet_build.root, build)
     weights = build / "c" / "model_weights.h"
     text = weights.read_text(encoding="utf-8")
-    key, (shape, perm, values) = next(iter(read_weights(text).items()))
+    key, (_, _, _, values) = next(iter(read_weights(text).items()))
     first = hex_float(float(np.float32(values[0])))
     nudged = hex_float(float(np.float32(values[0] + 0.05)))
     at = text.index("static const float conv1_weight")

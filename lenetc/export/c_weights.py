@@ -43,7 +43,11 @@ def c_arrays(trace: ShapeTrace, weights: Path) -> dict:
                 f"export stage c: weights.pt holds {key}, which no C fragment declares "
                 "(its `layout` in templates/c/layers/)"
             )
-        _, perm = names[key]
+        _, perm, lanes = names[key]
         value = tensor.detach().cpu().numpy().astype(np.float32)
-        arrays[key] = (value.shape, np.transpose(value, perm).ravel().tolist())
+        stored = np.transpose(value, perm)
+        if lanes:  # zeros for the channels a vector holds beyond the layer's own
+            pad = [(0, 0)] * (stored.ndim - 1) + [(0, lanes - stored.shape[-1])]
+            stored = np.pad(stored, pad)
+        arrays[key] = (value.shape, stored.ravel().tolist())
     return arrays

@@ -120,7 +120,8 @@ class CTarget(Runtime):
     def parameters(self) -> dict[str, np.ndarray]:
         text = (self.out.c_dir / WEIGHTS_FILE).read_text(encoding="utf-8")
         params = {}
-        for key, (shape, perm, values) in read_weights(text).items():
-            stored = np.asarray(values, np.float32).reshape([shape[i] for i in perm])
-            params[key] = np.transpose(stored, np.argsort(perm))
+        for key, (shape, perm, stored, values) in read_weights(text).items():
+            array = np.asarray(values, np.float32).reshape(stored)
+            array = array[..., : shape[perm[-1]]]  # without the zeros of padded lanes
+            params[key] = np.transpose(array, np.argsort(perm))
         return params

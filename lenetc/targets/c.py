@@ -268,13 +268,16 @@ def _operands(t: TracedNode, v: dict[str, str]) -> tuple[tuple[str, str, str], .
     return tuple(out)
 
 
-def weight_arrays(trace: ShapeTrace) -> dict[str, tuple[str, tuple[int, ...]]]:
-    """Per state_dict key of a layer with parameters: its C array name and the permutation of
-    torch's axes it is stored in (the fragment's `layout`; identity when it names none)."""
-    out: dict[str, tuple[str, tuple[int, ...]]] = {}
+def weight_arrays(trace: ShapeTrace) -> dict[str, tuple[str, tuple[int, ...], int]]:
+    """Per state_dict key of a layer with parameters: its C array name, the permutation of
+    torch's axes it is stored in (the fragment's `layout`), and the length its last stored axis
+    is padded to with zeros (the fragment's `pad_to_lanes`; 0: none)."""
+    out: dict[str, tuple[str, tuple[int, ...], int]] = {}
     for view in layer_views(trace):
+        padded = getattr(fragment(TARGET, view.kind), "pad_to_lanes", ()) or ()
         for param, perm in _layout(view.kind).items():
-            out[f"{view.layer}.{param}"] = (view.p[param], tuple(perm))
+            lanes = int(view.v.get("pad_lanes", "0")) if param in padded else 0
+            out[f"{view.layer}.{param}"] = (view.p[param], tuple(perm), lanes)
     return out
 
 
@@ -350,11 +353,12 @@ def _window(t: TracedNode, a: dict, v: dict, f: dict) -> None:
 
 
 def _groups(t: TracedNode, a: dict, v: dict, f: dict) -> None:
-    """Channels per group, and how many neighbouring outputs of a row a convolution computes per
-    step (`block`). With at least a vector register's worth of channels (8 floats), the largest
-    divisor of the output width whose accumulators fit in 12 registers: gcc and clang then keep
-    them in registers and vectorize over the channels. With fewer channels, one output per step
-    (gcc leaves a block of them in scalars)."""
+    """Channels per group, and the layout of a convolution's accumulators: `block` neighbouring
+    outputs of a row per step, each with `lanes` channels (its channels, or 8, one vector, when it
+    has fewer: their weights are padded with zeros). The block is the largest divisor of the
+    output width whose accumulators fit in 14 vector registers and give the loop over channels at
+    least 64 statements: with less work gcc unrolls that loop and keeps the accumulators scalar.
+    Without such a block: one output per step, no padding."""
     if "groups" not in a:
         return
     g = a["groups"]
@@ -362,10 +366,15 @@ def _groups(t: TracedNode, a: dict, v: dict, f: dict) -> None:
     v["in_per_group"] = str(t.in_shape[0] // g)
     v["out_per_group"] = str(per)
     f["grouped"] = g > 1
-    vectors = -(-per // 8)
+    lanes = per if per >= 8 or g > 1 else 8
+    vectors = -(-lanes // 8)
     width = t.out_shape[2] if len(t.out_shape) == 3 else 1
-    fits = [d for d in range(1, 9) if width % d == 0 and d * vectors <= 12]
-    v["block"] = str(max(fits) if per >= 8 and fits else 1)
+    fits = [d for d in range(2, 17) if width % d == 0 and d * vectors <= 14 and d * lanes >= 64]
+    v["block"] = str(max(fits, default=1))
+    v["lanes"] = str(lanes if fits else per)
+    f["lane_padded"] = v["lanes"] != str(per) and g == 1
+    v["pad_lanes"] = v["lanes"] if f["lane_padded"] else "0"
+    v["weight_stride"] = str(t.out_shape[0] if g > 1 else int(v["lanes"]))
 
 
 def _axis(t: TracedNode, a: dict, v: dict, f: dict) -> None:
@@ -462,17 +471,19 @@ def weights_header(
     trace: ShapeTrace, arrays: Mapping[str, tuple[tuple[int, ...], Sequence[float]]]
 ) -> str:
     """model_weights.h from the trained tensors: state_dict key -> (torch's shape, its values
-    already in the stored order, the fragment's `layout`). Each array opens with a comment that
-    says where it came from, which `read_weights` reads back."""
+    already in the stored order and padded, see `weight_arrays`). Each array opens with a comment
+    that says where it came from, which `read_weights` reads back."""
     names = weight_arrays(trace)
     blocks = []
     for key, (shape, values) in arrays.items():
-        cname, perm = names[key]
+        cname, perm, lanes = names[key]
         body = [
             ", ".join(hex_float(x) for x in values[start : start + 4]) + ","
             for start in range(0, len(values), 4)
         ]
         stored = tuple(shape[i] for i in perm)
+        if lanes:
+            stored = stored[:-1] + (lanes,)
         blocks.append(
             f"/* {key}: torch's shape {_tuple(shape)}, stored as {_tuple(stored)} "
             f"(axes {_tuple(perm)}) */\n"
@@ -483,19 +494,22 @@ def weights_header(
 
 
 _ARRAY = re.compile(
-    r"/\* (?P<key>\S+): torch's shape \((?P<shape>[\d, ]*)\), stored as \([\d, ]*\) "
+    r"/\* (?P<key>\S+): torch's shape \((?P<shape>[\d, ]*)\), stored as \((?P<stored>[\d, ]*)\) "
     r"\(axes \((?P<perm>[\d, ]*)\)\) \*/\nstatic const float \w+\[\d+\] = \{(?P<body>[^}]*)\};"
 )
 
 
-def read_weights(text: str) -> dict[str, tuple[tuple[int, ...], tuple[int, ...], list[float]]]:
-    """model_weights.h back to state_dict key -> (torch's shape, the stored axes, the values)."""
+def read_weights(text: str) -> dict[str, tuple[tuple[int, ...], ...]]:
+    """model_weights.h back to state_dict key -> (torch's shape, the stored axes, the stored
+    shape, the values)."""
     out = {}
     for m in _ARRAY.finditer(text):
-        shape = tuple(int(d) for d in m["shape"].replace(" ", "").split(",") if d)
-        perm = tuple(int(d) for d in m["perm"].replace(" ", "").split(",") if d)
-        values = [float.fromhex(t.strip()[:-1]) for t in m["body"].split(",") if t.strip()]
-        out[m["key"]] = (shape, perm, values)
+        shape, perm, stored = (
+            tuple(int(d) for d in m[k].replace(" ", "").split(",") if d)
+            for k in ("shape", "perm", "stored")
+        )
+        values = tuple(float.fromhex(t.strip()[:-1]) for t in m["body"].split(",") if t.strip())
+        out[m["key"]] = (shape, perm, stored, values)
     return out
 
 

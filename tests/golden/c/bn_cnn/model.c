@@ -36,7 +36,8 @@ static void conv1(const float *restrict x, float *restrict y) {
     }
     for (int oy = 0; oy < 32; oy++) {
         for (int ox = 0; ox < 32; ox += 4) {
-            float acc[4][16]; /* 4 neighbouring outputs, every channel */
+            /* 4 neighbouring outputs x every channel */
+            float acc[4][16];
             for (int p = 0; p < 4; p++) {
                 for (int oc = 0; oc < 16; oc++) {
                     acc[p][oc] = 0.0f;
@@ -129,7 +130,8 @@ static void conv2(const float *restrict x, float *restrict y) {
     }
     for (int oy = 0; oy < 16; oy++) {
         for (int ox = 0; ox < 16; ox += 2) {
-            float acc[2][32]; /* 2 neighbouring outputs, every channel */
+            /* 2 neighbouring outputs x every channel */
+            float acc[2][32];
             for (int p = 0; p < 2; p++) {
                 for (int oc = 0; oc < 32; oc++) {
                     acc[p][oc] = 0.0f;

@@ -19,7 +19,8 @@ static void conv1(const float *restrict x, float *restrict y) {
     const float *in = x;
     for (int oy = 0; oy < 6; oy++) {
         for (int ox = 0; ox < 1; ox += 1) {
-            float acc[1][8]; /* 1 neighbouring outputs, every channel */
+            /* 1 neighbouring outputs x every channel */
+            float acc[1][8];
             for (int p = 0; p < 1; p++) {
                 for (int oc = 0; oc < 8; oc++) {
                     acc[p][oc] = conv1_bias[oc];

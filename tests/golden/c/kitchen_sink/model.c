@@ -37,7 +37,8 @@ static void stem(const float *restrict x, float *restrict y) {
     for (int g = 0; g < 3; g++) {
         for (int oy = 0; oy < 19; oy++) {
             for (int ox = 0; ox < 30; ox += 1) {
-                float acc[1][4]; /* 1 neighbouring outputs, every channel */
+                /* 1 neighbouring outputs x every channel */
+                float acc[1][4];
                 for (int p = 0; p < 1; p++) {
                     for (int oc = 0; oc < 4; oc++) {
                         acc[p][oc] = stem_bias[g * 4 + oc];
@@ -104,9 +105,10 @@ static void pool1(const float *restrict x, float *restrict y) {
 static void conv1(const float *restrict x, float *restrict y) {
     const float *in = x;
     for (int oy = 0; oy < 8; oy++) {
-        for (int ox = 0; ox < 14; ox += 2) {
-            float acc[2][24]; /* 2 neighbouring outputs, every channel */
-            for (int p = 0; p < 2; p++) {
+        for (int ox = 0; ox < 14; ox += 1) {
+            /* 1 neighbouring outputs x every channel */
+            float acc[1][24];
+            for (int p = 0; p < 1; p++) {
                 for (int oc = 0; oc < 24; oc++) {
                     acc[p][oc] = conv1_bias[oc];
                 }
@@ -118,15 +120,13 @@ static void conv1(const float *restrict x, float *restrict y) {
                     for (int kx = 0; kx < 3; kx++) {
                         const float *w = &conv1_weight[((ic * 3 + ky) * 3 + kx) * 24];
                         const float v0 = row[kx];
-                        const float v1 = row[1 + kx];
                         for (int oc = 0; oc < 24; oc++) {
                             acc[0][oc] += v0 * w[oc];
-                            acc[1][oc] += v1 * w[oc];
                         }
                     }
                 }
             }
-            for (int p = 0; p < 2; p++) {
+            for (int p = 0; p < 1; p++) {
                 for (int oc = 0; oc < 24; oc++) {
                     y[(oc * 8 + oy) * 14 + ox + p] = acc[p][oc];
                 }
@@ -176,9 +176,10 @@ static void avgpool1(const float *restrict x, float *restrict y) {
 static void conv2(const float *restrict x, float *restrict y) {
     const float *in = x;
     for (int oy = 0; oy < 5; oy++) {
-        for (int ox = 0; ox < 14; ox += 7) {
-            float acc[7][8]; /* 7 neighbouring outputs, every channel */
-            for (int p = 0; p < 7; p++) {
+        for (int ox = 0; ox < 14; ox += 14) {
+            /* 14 neighbouring outputs x every channel */
+            float acc[14][8];
+            for (int p = 0; p < 14; p++) {
                 for (int oc = 0; oc < 8; oc++) {
                     acc[p][oc] = conv2_bias[oc];
                 }
@@ -196,6 +197,13 @@ static void conv2(const float *restrict x, float *restrict y) {
                         const float v4 = row[4 + kx];
                         const float v5 = row[5 + kx];
                         const float v6 = row[6 + kx];
+                        const float v7 = row[7 + kx];
+                        const float v8 = row[8 + kx];
+                        const float v9 = row[9 + kx];
+                        const float v10 = row[10 + kx];
+                        const float v11 = row[11 + kx];
+                        const float v12 = row[12 + kx];
+                        const float v13 = row[13 + kx];
                         for (int oc = 0; oc < 8; oc++) {
                             acc[0][oc] += v0 * w[oc];
                             acc[1][oc] += v1 * w[oc];
@@ -204,11 +212,18 @@ static void conv2(const float *restrict x, float *restrict y) {
                             acc[4][oc] += v4 * w[oc];
                             acc[5][oc] += v5 * w[oc];
                             acc[6][oc] += v6 * w[oc];
+                            acc[7][oc] += v7 * w[oc];
+                            acc[8][oc] += v8 * w[oc];
+                            acc[9][oc] += v9 * w[oc];
+                            acc[10][oc] += v10 * w[oc];
+                            acc[11][oc] += v11 * w[oc];
+                            acc[12][oc] += v12 * w[oc];
+                            acc[13][oc] += v13 * w[oc];
                         }
                     }
                 }
             }
-            for (int p = 0; p < 7; p++) {
+            for (int p = 0; p < 14; p++) {
                 for (int oc = 0; oc < 8; oc++) {
                     y[(oc * 5 + oy) * 14 + ox + p] = acc[p][oc];
                 }

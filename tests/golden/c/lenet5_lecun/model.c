@@ -23,10 +23,11 @@ static float buf1[1176];
 static void c1(const float *restrict x, float *restrict y) {
     const float *in = x;
     for (int oy = 0; oy < 28; oy++) {
-        for (int ox = 0; ox < 28; ox += 1) {
-            float acc[1][6]; /* 1 neighbouring outputs, every channel */
-            for (int p = 0; p < 1; p++) {
-                for (int oc = 0; oc < 6; oc++) {
+        for (int ox = 0; ox < 28; ox += 14) {
+            /* 14 neighbouring outputs x 8 lanes: 6 channels and zero weights, one whole vector */
+            float acc[14][8];
+            for (int p = 0; p < 14; p++) {
+                for (int oc = 0; oc < 8; oc++) {
                     acc[p][oc] = c1_bias[oc];
                 }
             }
@@ -35,15 +36,41 @@ static void c1(const float *restrict x, float *restrict y) {
                     const int iy = oy + ky;
                     const float *row = &in[(ic * 32 + iy) * 32 + ox];
                     for (int kx = 0; kx < 5; kx++) {
-                        const float *w = &c1_weight[((ic * 5 + ky) * 5 + kx) * 6];
+                        const float *w = &c1_weight[((ic * 5 + ky) * 5 + kx) * 8];
                         const float v0 = row[kx];
-                        for (int oc = 0; oc < 6; oc++) {
+                        const float v1 = row[1 + kx];
+                        const float v2 = row[2 + kx];
+                        const float v3 = row[3 + kx];
+                        const float v4 = row[4 + kx];
+                        const float v5 = row[5 + kx];
+                        const float v6 = row[6 + kx];
+                        const float v7 = row[7 + kx];
+                        const float v8 = row[8 + kx];
+                        const float v9 = row[9 + kx];
+                        const float v10 = row[10 + kx];
+                        const float v11 = row[11 + kx];
+                        const float v12 = row[12 + kx];
+                        const float v13 = row[13 + kx];
+                        for (int oc = 0; oc < 8; oc++) {
                             acc[0][oc] += v0 * w[oc];
+                            acc[1][oc] += v1 * w[oc];
+                            acc[2][oc] += v2 * w[oc];
+                            acc[3][oc] += v3 * w[oc];
+                            acc[4][oc] += v4 * w[oc];
+                            acc[5][oc] += v5 * w[oc];
+                            acc[6][oc] += v6 * w[oc];
+                            acc[7][oc] += v7 * w[oc];
+                            acc[8][oc] += v8 * w[oc];
+                            acc[9][oc] += v9 * w[oc];
+                            acc[10][oc] += v10 * w[oc];
+                            acc[11][oc] += v11 * w[oc];
+                            acc[12][oc] += v12 * w[oc];
+                            acc[13][oc] += v13 * w[oc];
                         }
                     }
                 }
             }
-            for (int p = 0; p < 1; p++) {
+            for (int p = 0; p < 14; p++) {
                 for (int oc = 0; oc < 6; oc++) {
                     y[(oc * 28 + oy) * 28 + ox + p] = acc[p][oc];
                 }
@@ -88,7 +115,8 @@ static void c3(const float *restrict x, float *restrict y) {
     const float *in = x;
     for (int oy = 0; oy < 10; oy++) {
         for (int ox = 0; ox < 10; ox += 5) {
-            float acc[5][16]; /* 5 neighbouring outputs, every channel */
+            /* 5 neighbouring outputs x every channel */
+            float acc[5][16];
             for (int p = 0; p < 5; p++) {
                 for (int oc = 0; oc < 16; oc++) {
                     acc[p][oc] = c3_bias[oc];
@@ -160,7 +188,8 @@ static void c5(const float *restrict x, float *restrict y) {
     const float *in = x;
     for (int oy = 0; oy < 1; oy++) {
         for (int ox = 0; ox < 1; ox += 1) {
-            float acc[1][120]; /* 1 neighbouring outputs, every channel */
+            /* 1 neighbouring outputs x every channel */
+            float acc[1][120];
             for (int p = 0; p < 1; p++) {
                 for (int oc = 0; oc < 120; oc++) {
                     acc[p][oc] = c5_bias[oc];

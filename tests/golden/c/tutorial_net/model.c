@@ -23,10 +23,11 @@ static float buf1[1350];
 static void conv1(const float *restrict x, float *restrict y) {
     const float *in = x;
     for (int oy = 0; oy < 30; oy++) {
-        for (int ox = 0; ox < 30; ox += 1) {
-            float acc[1][6]; /* 1 neighbouring outputs, every channel */
-            for (int p = 0; p < 1; p++) {
-                for (int oc = 0; oc < 6; oc++) {
+        for (int ox = 0; ox < 30; ox += 10) {
+            /* 10 neighbouring outputs x 8 lanes: 6 channels and zero weights, one whole vector */
+            float acc[10][8];
+            for (int p = 0; p < 10; p++) {
+                for (int oc = 0; oc < 8; oc++) {
                     acc[p][oc] = conv1_bias[oc];
                 }
             }
@@ -35,15 +36,33 @@ static void conv1(const float *restrict x, float *restrict y) {
                     const int iy = oy + ky;
                     const float *row = &in[(ic * 32 + iy) * 32 + ox];
                     for (int kx = 0; kx < 3; kx++) {
-                        const float *w = &conv1_weight[((ic * 3 + ky) * 3 + kx) * 6];
+                        const float *w = &conv1_weight[((ic * 3 + ky) * 3 + kx) * 8];
                         const float v0 = row[kx];
-                        for (int oc = 0; oc < 6; oc++) {
+                        const float v1 = row[1 + kx];
+                        const float v2 = row[2 + kx];
+                        const float v3 = row[3 + kx];
+                        const float v4 = row[4 + kx];
+                        const float v5 = row[5 + kx];
+                        const float v6 = row[6 + kx];
+                        const float v7 = row[7 + kx];
+                        const float v8 = row[8 + kx];
+                        const float v9 = row[9 + kx];
+                        for (int oc = 0; oc < 8; oc++) {
                             acc[0][oc] += v0 * w[oc];
+                            acc[1][oc] += v1 * w[oc];
+                            acc[2][oc] += v2 * w[oc];
+                            acc[3][oc] += v3 * w[oc];
+                            acc[4][oc] += v4 * w[oc];
+                            acc[5][oc] += v5 * w[oc];
+                            acc[6][oc] += v6 * w[oc];
+                            acc[7][oc] += v7 * w[oc];
+                            acc[8][oc] += v8 * w[oc];
+                            acc[9][oc] += v9 * w[oc];
                         }
                     }
                 }
             }
-            for (int p = 0; p < 1; p++) {
+            for (int p = 0; p < 10; p++) {
                 for (int oc = 0; oc < 6; oc++) {
                     y[(oc * 30 + oy) * 30 + ox + p] = acc[p][oc];
                 }
@@ -88,7 +107,8 @@ static void conv2(const float *restrict x, float *restrict y) {
     const float *in = x;
     for (int oy = 0; oy < 13; oy++) {
         for (int ox = 0; ox < 13; ox += 1) {
-            float acc[1][16]; /* 1 neighbouring outputs, every channel */
+            /* 1 neighbouring outputs x every channel */
+            float acc[1][16];
             for (int p = 0; p < 1; p++) {
                 for (int oc = 0; oc < 16; oc++) {
                     acc[p][oc] = conv2_bias[oc];

@@ -35,9 +35,10 @@ static void conv1(const float *restrict x, float *restrict y) {
         }
     }
     for (int oy = 0; oy < 28; oy++) {
-        for (int ox = 0; ox < 28; ox += 4) {
-            float acc[4][16]; /* 4 neighbouring outputs, every channel */
-            for (int p = 0; p < 4; p++) {
+        for (int ox = 0; ox < 28; ox += 7) {
+            /* 7 neighbouring outputs x every channel */
+            float acc[7][16];
+            for (int p = 0; p < 7; p++) {
                 for (int oc = 0; oc < 16; oc++) {
                     acc[p][oc] = 0.0f;
                 }
@@ -52,16 +53,22 @@ static void conv1(const float *restrict x, float *restrict y) {
                         const float v1 = row[1 + kx];
                         const float v2 = row[2 + kx];
                         const float v3 = row[3 + kx];
+                        const float v4 = row[4 + kx];
+                        const float v5 = row[5 + kx];
+                        const float v6 = row[6 + kx];
                         for (int oc = 0; oc < 16; oc++) {
                             acc[0][oc] += v0 * w[oc];
                             acc[1][oc] += v1 * w[oc];
                             acc[2][oc] += v2 * w[oc];
                             acc[3][oc] += v3 * w[oc];
+                            acc[4][oc] += v4 * w[oc];
+                            acc[5][oc] += v5 * w[oc];
+                            acc[6][oc] += v6 * w[oc];
                         }
                     }
                 }
             }
-            for (int p = 0; p < 4; p++) {
+            for (int p = 0; p < 7; p++) {
                 for (int oc = 0; oc < 16; oc++) {
                     y[(oc * 28 + oy) * 28 + ox + p] = acc[p][oc];
                 }
@@ -109,9 +116,10 @@ static void conv2(const float *restrict x, float *restrict y) {
         }
     }
     for (int oy = 0; oy < 28; oy++) {
-        for (int ox = 0; ox < 28; ox += 4) {
-            float acc[4][16]; /* 4 neighbouring outputs, every channel */
-            for (int p = 0; p < 4; p++) {
+        for (int ox = 0; ox < 28; ox += 7) {
+            /* 7 neighbouring outputs x every channel */
+            float acc[7][16];
+            for (int p = 0; p < 7; p++) {
                 for (int oc = 0; oc < 16; oc++) {
                     acc[p][oc] = 0.0f;
                 }
@@ -126,16 +134,22 @@ static void conv2(const float *restrict x, float *restrict y) {
                         const float v1 = row[1 + kx];
                         const float v2 = row[2 + kx];
                         const float v3 = row[3 + kx];
+                        const float v4 = row[4 + kx];
+                        const float v5 = row[5 + kx];
+                        const float v6 = row[6 + kx];
                         for (int oc = 0; oc < 16; oc++) {
                             acc[0][oc] += v0 * w[oc];
                             acc[1][oc] += v1 * w[oc];
                             acc[2][oc] += v2 * w[oc];
                             acc[3][oc] += v3 * w[oc];
+                            acc[4][oc] += v4 * w[oc];
+                            acc[5][oc] += v5 * w[oc];
+                            acc[6][oc] += v6 * w[oc];
                         }
                     }
                 }
             }
-            for (int p = 0; p < 4; p++) {
+            for (int p = 0; p < 7; p++) {
                 for (int oc = 0; oc < 16; oc++) {
                     y[(oc * 28 + oy) * 28 + ox + p] = acc[p][oc];
                 }
@@ -203,7 +217,8 @@ static void conv3(const float *restrict x, float *restrict y) {
     }
     for (int oy = 0; oy < 14; oy++) {
         for (int ox = 0; ox < 14; ox += 2) {
-            float acc[2][32]; /* 2 neighbouring outputs, every channel */
+            /* 2 neighbouring outputs x every channel */
+            float acc[2][32];
             for (int p = 0; p < 2; p++) {
                 for (int oc = 0; oc < 32; oc++) {
                     acc[p][oc] = 0.0f;
@@ -273,7 +288,8 @@ static void conv4(const float *restrict x, float *restrict y) {
     }
     for (int oy = 0; oy < 14; oy++) {
         for (int ox = 0; ox < 14; ox += 2) {
-            float acc[2][32]; /* 2 neighbouring outputs, every channel */
+            /* 2 neighbouring outputs x every channel */
+            float acc[2][32];
             for (int p = 0; p < 2; p++) {
                 for (int oc = 0; oc < 32; oc++) {
                     acc[p][oc] = 0.0f;
