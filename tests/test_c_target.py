@@ -458,3 +458,12 @@ def test_layer_names_that_c_reserves_are_renamed_and_still_match_torch(tmp_path:
     runtime.load()
     x = np.random.default_rng(3).standard_normal((3, 2, 6, 6)).astype(np.float32)
     np.testing.assert_allclose(runtime.run(x)[0], _reference(out, x), rtol=1e-4, atol=1e-5)
+
+
+def test_without_a_compiler_the_c_row_is_unavailable_and_says_how_to_install(
+    c_builds, monkeypatch
+) -> None:
+    monkeypatch.setenv("CC", "no-such-compiler-here")
+    out = c_builds["lenet5"]
+    why = CTarget(out, load_spec(out.spec)).unavailable()
+    assert why is not None and "no C compiler found" in why and "apt-get install gcc" in why
