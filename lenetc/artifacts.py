@@ -43,6 +43,7 @@ class BuildDir:
     checkpoint = property(lambda self: self.root / "checkpoint.pt")
     heldout = property(lambda self: self.root / "heldout.npz")  # real test samples for verify
     io_npz = property(lambda self: self.root / "io.npz")
+    c_dir = property(lambda self: self.root / "c")  # the C target (export/c_weights.py)
     test_data = property(lambda self: self.root / "test_data_set_0")
     verify_json = property(lambda self: self.root / "verify.json")
     train_json = property(lambda self: self.root / "train.json")

@@ -101,20 +101,39 @@ def check_cmd(spec: Path, as_json: bool) -> None:
 @click.option(
     "-o",
     "--output",
-    type=click.Path(dir_okay=False),
-    help="Write the source here instead of printing it (missing folders are created).",
+    type=click.Path(),
+    help="Write the source here instead of printing it (for --target c: a folder).",
 )
-def render_cmd(spec: Path, output: str | None) -> None:
-    """Print (or write) the generated PyTorch module."""
+@click.option(
+    "--target",
+    type=click.Choice(["torch", "c"]),
+    default="torch",
+    show_default=True,
+    help="torch: model.py. c: model.h, model.c, main.c and a Makefile (the weights come from a "
+    "build); printed: model.c.",
+)
+def render_cmd(spec: Path, output: str | None, target: str) -> None:
+    """Print (or write) the generated PyTorch module, or the C target."""
     from .artifacts import write_text
     from .check.shapes import check
     from .errors import UsageError
     from .spec.load import load_spec
+
+    trace = check(load_spec(spec))
+    if target == "c":
+        from .targets.c import render_c, write_c
+
+        if output is None:
+            echo(render_c(trace)["model.c"], nl=False)
+        else:
+            write_c(Path(output), render_c(trace))
+            echo(f"wrote {output}/ (model.h, model.c, main.c, Makefile)", err=True)
+        return
     from .targets.torch import render
 
-    if output is not None and output.endswith(("/", os.sep)):  # Path() would drop the slash
+    if output is not None and str(output).endswith(("/", os.sep)):  # Path() drops the slash
         raise UsageError(f"-o {output} names a folder; name the file: {output}model.py")
-    source = render(check(load_spec(spec)))
+    source = render(trace)
     if output is None:
         echo(source, nl=False)
     else:
@@ -332,6 +351,42 @@ def serve_cmd(build_dir: Path, port: int) -> None:
         click.echo("stopped", err=True)
     finally:
         server.server_close()
+
+
+@main.command("bench")
+@click.argument("build_dir", type=click.Path(path_type=Path, file_okay=False, exists=True))
+@click.option(
+    "--threads", type=click.IntRange(1, 1024), default=1, show_default=True, help="Per runtime."
+)
+@click.option(
+    "--batch",
+    "batches",
+    type=click.IntRange(1, 65_536),
+    multiple=True,
+    help="Batch sizes (repeatable); the first is the latency column. Default: 1, 16, 256.",
+)
+@click.option("--repeats", type=click.IntRange(3, 1000), default=7, show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="Print bench.json's object, not the table.")
+def bench_cmd(build_dir: Path, threads: int, batches, repeats: int, as_json: bool) -> None:
+    """Latency and throughput of every runtime that can run here, as ratios to torch eager.
+
+    Writes bench.json into the build folder.
+    """
+    import json
+
+    from .artifacts import write_json
+    from .bench import BATCHES, bench_build, format_table, to_json
+
+    report = bench_build(
+        build_dir,
+        threads=threads,
+        batches=tuple(batches) or BATCHES,
+        repeats=repeats,
+        progress=sys.stderr.isatty(),
+    )
+    data = to_json(report)
+    write_json(build_dir / "bench.json", data)
+    click.echo(json.dumps(data, indent=2) if as_json else format_table(report))
 
 
 if __name__ == "__main__":

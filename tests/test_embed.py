@@ -26,7 +26,7 @@ from onnx import numpy_helper
 from lenetc.artifacts import BuildDir
 from lenetc.build import BuildOptions, build
 from lenetc.cli import main
-from lenetc.errors import EXIT_PARITY, EXIT_SPEC
+from lenetc.errors import EXIT_INTEGRITY, EXIT_PARITY, EXIT_SPEC, UsageError
 from lenetc.runtimes import REGISTRY, plan
 from lenetc.runtimes.process import examples_dir, node_modules
 from lenetc.runtimes.registry import RuntimeKind, register
@@ -46,6 +46,7 @@ RUNTIMES = {
     "torch.export": (["torch.export[cpu]"], True),
     "onnxruntime": (["onnxruntime[cpu]"], True),
     "onnx.reference": (["onnx.reference"], True),
+    "c": (["c[cpu]"], False),
     "tract": (["tract"], True),
     "openvino": (["openvino[cpu]", "openvino[cpu,f32]"], True),
     "onnxruntime-node": (["onnxruntime-node"], True),
@@ -188,7 +189,9 @@ def test_a_nudged_weight_fails_every_row_and_names_conv2(lenet_build, tmp_path):
     for kind, (names, observes) in RUNTIMES.items():
         for name in names:
             row = rows[name]
-            if kind in ("torch", "torch.export"):  # they read model.py / model.pt2: untouched
+            # they read model.py, model.pt2, c/model_weights.h: untouched here (test_c_target.py
+            # nudges the C weights file)
+            if kind in ("torch", "torch.export", "c"):
                 assert row.status == "PASS", name
                 continue
             assert not row.outputs[0].passed and row.outputs[0].max_abs > 1e-5, name
@@ -351,11 +354,14 @@ def test_verify_runtimes_in_the_spec_selects_and_is_checked(lenet_build, tmp_pat
     report = verify_build(folder.root, write=False)
     assert [r.runtime for r in report.runtimes] == ["onnx.reference"]
     folder.spec.write_text(text.replace("  providers: [cpu, cuda]", "  runtimes: [trakt]"))
-    result = CliRunner().invoke(main, ["verify", str(folder.root)])
-    assert result.exit_code == EXIT_SPEC
-    assert "spec.yaml:36 verify.runtimes: unknown runtime 'trakt'; did you mean 'tract'?" in (
-        result.output
+    with pytest.raises(UsageError) as refused:
+        verify_build(folder.root, write=False)
+    assert "spec.yaml:36 verify.runtimes: unknown runtime 'trakt'; did you mean 'tract'?" in str(
+        refused.value
     )
+    # from the command line, an edited spec.yaml is first of all a changed build folder
+    result = CliRunner().invoke(main, ["verify", str(folder.root)])
+    assert result.exit_code == EXIT_INTEGRITY, result.output
 
 
 def test_a_missing_runtime_is_unavailable_required_fails_and_ci_fails(

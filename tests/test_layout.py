@@ -24,6 +24,7 @@ RANK = {
     "verify": 7,
     "predict": 8,
     "look": 8,  # draw reads check's trace; report reads a finished build folder
+    "bench": 8,
     "build": 9,
     "cli": 10,
     "__main__": 10,

@@ -149,6 +149,13 @@ def test_every_kind_has_a_fragment_a_case_and_a_readme_row() -> None:
             missing.append(f"{kind}: parametric kind's fragment has no `init` macro")
         if getattr(macros, "starts_line", False) not in (True, False):
             missing.append(f"{kind}: `starts_line` must be set to true or false")
+        c_path = templates_dir() / "c" / "layers" / f"{kind}.j2"
+        if not c_path.is_file():
+            missing.append(f"{kind}: no C fragment {c_path.relative_to(ROOT)}")
+        else:
+            c_macros = fragment("c", kind)
+            if not (callable(getattr(c_macros, "define", None)) or getattr(c_macros, "alias", 0)):
+                missing.append(f"{kind}: C fragment has neither a `define` macro nor `alias`")
         if kind not in KINDS:
             missing.append(f"{kind}: no row in KINDS (tests/kinds.py)")
         if not re.search(rf"^\| `{re.escape(kind)}` \|", readme, re.M):
@@ -156,21 +163,30 @@ def test_every_kind_has_a_fragment_a_case_and_a_readme_row() -> None:
     assert not missing, "\n".join(missing)
 
 
-def test_no_fragment_without_a_kind() -> None:
-    orphans = {p.stem for p in (TEMPLATES / "layers").glob("*.j2")} - set(REGISTRY)
+@pytest.mark.parametrize("target", ["torch", "c"])
+def test_no_fragment_without_a_kind(target: str) -> None:
+    orphans = {p.stem for p in (templates_dir() / target / "layers").glob("*.j2")} - set(REGISTRY)
     assert not orphans
 
 
-def test_module_template_never_names_a_kind() -> None:
-    text = (TEMPLATES / "module.py.j2").read_text(encoding="utf-8")
-    assert not [kind for kind in REGISTRY if kind in text]
+@pytest.mark.parametrize("name", ["torch/module.py.j2", "c/model.c.j2", "c/model.h.j2"])
+def test_file_templates_never_name_a_kind(name: str) -> None:
+    text = (templates_dir() / name).read_text(encoding="utf-8")
+    assert not [kind for kind in REGISTRY if re.search(rf"\b{kind}\b", text)]
     assert ".type" not in text
 
 
-@pytest.mark.parametrize("path", sorted(TEMPLATES.rglob("*.j2")), ids=lambda p: p.name)
+@pytest.mark.parametrize(
+    "path",
+    sorted(TEMPLATES.rglob("*.j2")) + sorted((templates_dir() / "c").rglob("*.j2")),
+    ids=lambda p: f"{p.parent.name}/{p.name}",
+)
 def test_templates_hold_no_arithmetic(path: Path) -> None:
     text = path.read_text(encoding="utf-8")
-    for expr in re.findall(r"\{\{-?(.*?)-?\}\}", text) + re.findall(r"\{%-?(.*?)-?%\}", text):
+    for expr in re.findall(r"\{\{-?(.*?)-?\}\}", text, re.S) + re.findall(
+        r"\{%-?(.*?)-?%\}", text, re.S
+    ):
+        expr = re.sub(r'"[^"]*"', '""', expr)  # a string's text is no arithmetic
         assert not re.search(r"[-+*/%]|\bsum\b|\blength\b|\|", expr), (path.name, expr)
 
 

@@ -26,10 +26,13 @@ from torch import nn
 
 from .. import __version__
 from ..artifacts import BuildDir, write_bytes
+from ..check.shapes import check
 from ..errors import RuntimeFailure
 from ..expected_warnings import TORCHSCRIPT_WARNINGS, expected_warnings
 from ..spec.load import Spec
+from ..targets.c import DatasetInfo
 from . import golden_io, onnx_meta
+from .c_weights import export_c
 from .failure import failure
 
 INPUT_NAME = "input"
@@ -79,6 +82,9 @@ class DataFacts:
             data.y_test,
         )
 
+    def info(self) -> DatasetInfo:
+        return DatasetInfo(self.name, self.mean, self.std, self.labels)
+
 
 @dataclass
 class ExportReport:
@@ -98,6 +104,7 @@ def export_all(model: nn.Module, spec: Spec, facts: DataFacts, out: BuildDir) ->
     report = ExportReport(opset=spec.export.opset)
     stages: tuple[tuple[str, Callable[[], object]], ...] = (
         ("weights", lambda: export_weights(model, out)),
+        ("c", lambda: export_c(out, check(spec), facts.info())),  # reads weights.pt back
         ("onnx", lambda: report.batch_max_abs.update(export_onnx(model, spec, facts, out))),
         ("torchscript", lambda: export_torchscript(model, spec, out)),
         ("pt2", lambda: export_program(model, spec, out)),

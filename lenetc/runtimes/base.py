@@ -41,6 +41,10 @@ class Runtime(abc.ABC):
     # on CPUs with AMX): the row is then shown, judged, and a failure is a warning unless required.
     reduced_precision: str | None = None
     runs_cases_at_once = False  # run_many is one call of another program, not a loop over run
+    # Set by `lenetc bench` before load(): run on this many threads, and build the artifact for
+    # speed on this machine (the C target: -O3 -march=native); an adapter honours what it can.
+    threads: int | None = None
+    fast: bool = False
 
     def __init__(self, out: BuildDir, spec: Spec) -> None:
         self.out = out

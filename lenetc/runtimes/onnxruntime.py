@@ -49,6 +49,8 @@ class OnnxRuntime(OnnxModelRuntime):
 
         options = ort.SessionOptions()
         options.log_severity_level = 3  # errors only; a fallback is caught below, not logged
+        if self.threads:  # bench: a stated thread count (ONNX Runtime's default: every core)
+            options.intra_op_num_threads = options.inter_op_num_threads = self.threads
         providers: list = ["CPUExecutionProvider"]
         if self.provider != "CPUExecutionProvider":
             providers.insert(0, (self.provider, CUDA_PROVIDER_OPTIONS))
