@@ -20,7 +20,7 @@ import numpy as np
 
 from .artifacts import (
     BuildDir,
-    load_module_class,
+    module_class_from_source,
     write_bytes,
     write_json,
     write_text,
@@ -30,6 +30,8 @@ from .check.shapes import check
 from .export.manifest import write_manifest
 from .spec.load import Spec, load_spec
 from .targets.torch import render
+from .train.distributed import backend_name, check_batch
+from .train.distributed import from_env as ranks_from_env
 
 
 @dataclass(frozen=True)
@@ -43,6 +45,7 @@ class BuildOptions:
     resume: bool = False  # continue from build/<name>/checkpoint.pt
     progress: bool = False  # a progress bar per epoch on stderr (the CLI: when it is a terminal)
     stop: Callable[[], bool] | None = None  # polled after each batch, as Ctrl-C is; for tests
+    device: str | None = None  # --device: overrides train.device (auto | cpu | cuda)
 
 
 @dataclass(frozen=True)
@@ -51,6 +54,7 @@ class BuildResult:
     test_accuracy: float
     passed: bool
     parity: str = ""  # one line per failing runtime, when parity fails
+    rank: int = 0  # under torchrun, this process's rank: only rank 0 exports, verifies, reports
 
 
 def with_overrides(spec: Spec, opts: BuildOptions) -> Spec:
@@ -62,6 +66,8 @@ def with_overrides(spec: Spec, opts: BuildOptions) -> Spec:
         train = dataclasses.replace(train, batch_size=opts.batch_size)
     if opts.seed is not None:
         train = dataclasses.replace(train, seed=opts.seed)
+    if opts.device is not None:
+        train = dataclasses.replace(train, device=opts.device)
     if opts.lr is not None:
         train = dataclasses.replace(
             train, optimizer=dataclasses.replace(train.optimizer, lr=opts.lr)
@@ -70,24 +76,33 @@ def with_overrides(spec: Spec, opts: BuildOptions) -> Spec:
 
 
 def build(spec_path: Path, opts: BuildOptions = BuildOptions(), log=print) -> BuildResult:
-    say = (lambda *a, **k: None) if opts.quiet else log
+    ranks = ranks_from_env()  # under torchrun: this process's rank; rank 0 alone writes
+    main = ranks is None or ranks.main
+    say = (lambda *a, **k: None) if opts.quiet or not main else log
     spec = with_overrides(load_spec(spec_path), opts)
     trace = check(spec)
-    out = BuildDir(opts.out / spec.name).create()
-    write_bytes(out.spec, Path(spec_path).read_bytes())
-    write_text(out.model_py, render(trace))
+    check_batch(spec.train.batch_size, ranks, spec.path)
+    source = render(trace)
+    out = BuildDir(opts.out / spec.name)
+    if main:
+        out.create()
+        write_bytes(out.spec, Path(spec_path).read_bytes())
+        write_text(out.model_py, source)
     say(f"checked {spec.name}: {trace.params:,} parameters; wrote {out.model_py}")
 
     import torch  # the stages from here on need torch; check and render above must not
 
     from .export.exporters import DataFacts, export_all
     from .train.datasets import load_dataset
+    from .train.device import choose_device
+    from .train.distributed import resume_command, session
     from .train.loop import TrainingInterrupted, TrainIO, fit
+    from .train.streaming import heldout
     from .verify.parity import verify_build
     from .verify.table import format_table
 
     torch.manual_seed(spec.train.seed)  # the initial weights; fit() seeds its own draws
-    model = load_module_class(out.model_py, spec.class_name)()
+    model = module_class_from_source(source, spec.class_name, out.model_py)()
     data = load_dataset(
         spec.train.dataset,
         spec.input_shape,
@@ -97,13 +112,18 @@ def build(spec_path: Path, opts: BuildOptions = BuildOptions(), log=print) -> Bu
         spec_path=spec.path,
         base_dir=spec.source_dir,
     )
-    write_with(out.heldout, lambda p: _save_npz(p, x=data.x_test, y=data.y_test))
+    if main:
+        x_held, y_held = heldout(data.x_test, data.y_test)
+        write_with(out.heldout, lambda p: _save_npz(p, x=x_held, y=y_held))
     say(
         f"training on {data.name}: {len(data.x_train)} train / {len(data.x_val)} validation / "
         f"{len(data.x_test)} test samples"
     )
+    asked_by = "--device" if opts.device is not None else "train.device"
+    device = choose_device(spec.train.device, asked_by, ranks.local_rank if ranks else 0)
+    say(f"training on {device.describe()}{_world_line(ranks, device, spec.train.batch_size)}")
     try:
-        with _ctrl_c_stops(opts.stop) as stop:
+        with _ctrl_c_stops(opts.stop) as stop, session(ranks, device.device):
             io = TrainIO(
                 metrics=out.metrics,
                 checkpoint=out.checkpoint,
@@ -112,12 +132,26 @@ def build(spec_path: Path, opts: BuildOptions = BuildOptions(), log=print) -> Bu
                 log=say,
                 progress=opts.progress and not opts.quiet,
                 stop=stop,
+                device=str(device.device),
+                ranks=ranks,
             )
             result = fit(model, data, spec.train, io)
     except TrainingInterrupted as exc:
-        exc.resume_command = f"lenetc build {spec_path} -o {opts.out} --resume"
+        exc.resume_command = resume_command(f"lenetc build {spec_path} -o {opts.out} --resume")
+        exc.quiet = not main  # rank 0 says where it stopped; the others just stop
         raise
-    write_json(out.train_json, _train_summary(spec, data, result))
+    model.to("cpu")  # export and verify run on the CPU, once
+    if not main:
+        return BuildResult(out.root, result.test_accuracy, True, rank=ranks.rank)
+    summary = _train_summary(spec, data, result)
+    summary["device"] = {"trained_on": str(device.device), "why": device.why}
+    if ranks is not None:
+        summary["distributed"] = {
+            "world_size": ranks.world,
+            "backend": backend_name(device.device),
+            "rank_weights_sha256": list(result.rank_weights),
+        }
+    write_json(out.train_json, summary)
     say(f"test accuracy {result.test_accuracy:.2%} ({result.seconds:.1f} s of training)")
     model.eval()
     exported = export_all(model, spec, DataFacts.from_dataset(data), out)
@@ -126,6 +160,15 @@ def build(spec_path: Path, opts: BuildOptions = BuildOptions(), log=print) -> Bu
     say(format_table(report))
     write_manifest(out)  # last: it hashes everything above, verify.json included
     return BuildResult(out.root, result.test_accuracy, report.passed, "\n".join(report.failures()))
+
+
+def _world_line(ranks, device, batch_size: int) -> str:
+    if ranks is None:
+        return ""
+    return (
+        f"; {ranks.world} ranks, DDP over {backend_name(device.device)}, global batch "
+        f"{batch_size} = {ranks.world} x {batch_size // ranks.world}"
+    )
 
 
 def _save_npz(path: Path, **arrays: np.ndarray) -> None:

@@ -103,18 +103,44 @@ def render_cmd(spec: Path, output: Path | None) -> None:
     help="Continue an interrupted build from its checkpoint; ends with the same weights.",
 )
 @click.option("-q", "--quiet", is_flag=True, help="Print only the result line.")
+@click.option(
+    "--device",
+    type=click.Choice(["auto", "cpu", "cuda"]),
+    help="Override train.device (auto: CUDA when torch can use it).",
+)
+@click.option(
+    "--nproc-per-node",
+    type=click.IntRange(1, 1024),
+    help="Train on N processes with DDP: starts torch's elastic launcher (torchrun) on this node.",
+)
 @click.pass_context
 def build_cmd(
-    ctx: click.Context, spec: Path, out: Path, epochs, batch_size, lr, seed, resume, quiet: bool
+    ctx: click.Context,
+    spec: Path,
+    out: Path,
+    epochs,
+    batch_size,
+    lr,
+    seed,
+    resume,
+    quiet: bool,
+    device,
+    nproc_per_node,
 ) -> None:
     """Check, render, train, export and verify: the whole pipeline.
 
     Ctrl-C during training saves a checkpoint after the current batch and exits 130; run the same
-    command with --resume to continue.
+    command with --resume to continue. Runs unchanged under torchrun (one process per rank).
     """
     from .build import BuildOptions, build
     from .errors import ParityFailure
     from .train.loop import TrainingInterrupted
+
+    if nproc_per_node is not None:
+        from .train.launch import launch
+
+        launch(spec, _rerun_args(ctx, skip="nproc_per_node"), nproc_per_node)
+        return
 
     opts = BuildOptions(
         out=out,
@@ -125,17 +151,41 @@ def build_cmd(
         quiet=quiet,
         resume=resume,
         progress=sys.stderr.isatty(),
+        device=device,
     )
     try:
         result = build(spec, opts)
     except TrainingInterrupted as exc:
-        click.echo(str(exc), err=True)
+        if not getattr(exc, "quiet", False):
+            click.echo(str(exc), err=True)
         ctx.exit(130)
+    if result.rank != 0:  # under torchrun: rank 0 reports for the job
+        return
     if not result.passed:
         raise ParityFailure(
             "parity check failed: " + (result.parity or f"see {result.folder / 'verify.json'}")
         )
     click.echo(f"built {result.folder}: test accuracy {result.test_accuracy:.2%}, parity PASS")
+
+
+def _rerun_args(ctx: click.Context, skip: str) -> list[str]:
+    """The command's own arguments back as a command line, less option `skip`: what each rank
+    runs when lenetc starts the launcher itself."""
+    args: list[str] = []
+    for param in ctx.command.params:
+        value = ctx.params.get(param.name)
+        if isinstance(param, click.Argument):
+            args[:0] = [str(value)]
+        elif param.name == skip or value is None or value is False or value == ():
+            continue
+        elif param.name == "out" or value != param.default:
+            flag = max(param.opts, key=len)
+            if getattr(param, "is_flag", False):
+                args.append(flag)
+            else:
+                for item in value if getattr(param, "multiple", False) else [value]:
+                    args += [flag, str(item)]
+    return args
 
 
 @main.command("verify")
