@@ -123,7 +123,7 @@ def build(spec_path: Path, opts: BuildOptions = BuildOptions(), log=print) -> Bu
     device = choose_device(spec.train.device, asked_by, ranks.local_rank if ranks else 0)
     say(f"training on {device.describe()}{_world_line(ranks, device, spec.train.batch_size)}")
     try:
-        with _ctrl_c_stops(opts.stop) as stop, session(ranks, device.device):
+        with _ctrl_c_stops(opts.stop, announce=main) as stop, session(ranks, device.device):
             io = TrainIO(
                 metrics=out.metrics,
                 checkpoint=out.checkpoint,
@@ -194,7 +194,9 @@ def _train_summary(spec: Spec, data, result) -> dict:
 
 
 @contextlib.contextmanager
-def _ctrl_c_stops(also: Callable[[], bool] | None) -> Iterator[Callable[[], bool]]:
+def _ctrl_c_stops(
+    also: Callable[[], bool] | None, announce: bool = True
+) -> Iterator[Callable[[], bool]]:
     """While training, the first Ctrl-C asks the loop to checkpoint and stop after the current
     batch (a KeyboardInterrupt mid-step could leave half-updated weights); a second one aborts
     at once. Outside the main thread signals cannot be caught, and Ctrl-C stays as it was."""
@@ -204,7 +206,8 @@ def _ctrl_c_stops(also: Callable[[], bool] | None) -> Iterator[Callable[[], bool
         if requested.is_set():
             raise KeyboardInterrupt
         requested.set()
-        print("stopping after this batch (Ctrl-C again to abort now)", file=sys.stderr)
+        if announce:  # under torchrun, rank 0 speaks for all
+            print("stopping after this batch (Ctrl-C again to abort now)", file=sys.stderr)
 
     def stop() -> bool:
         return requested.is_set() or (also is not None and also())

@@ -39,14 +39,22 @@ def cuda_problem(index: int = 0) -> str | None:
     if not torch.cuda.is_available():
         return f"torch {torch.__version__} (CUDA {torch.version.cuda}) sees no CUDA device"
     count = torch.cuda.device_count()
-    if index >= count:
-        return f"this rank needs CUDA device {index}, but torch sees {count}"
+    if index >= count:  # never a silent fallback: the other ranks would be on CUDA
+        raise RuntimeFailure(
+            f"rank with local rank {index} needs CUDA device {index}, but torch sees {count}: "
+            f"run at most {count} processes per node on CUDA, or set device: cpu"
+        )
     try:
-        torch.zeros(1, device=f"cuda:{index}")
+        _probe(index)
     except Exception as exc:  # driver/arch mismatch, out of memory, a busy exclusive device...
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         return f"CUDA device {index} cannot be used ({first})"
     return None
+
+
+def _probe(index: int) -> None:
+    """Put one tensor on the device: the cheapest proof that training can run there."""
+    torch.zeros(1, device=f"cuda:{index}")
 
 
 def choose_device(

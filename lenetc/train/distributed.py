@@ -23,6 +23,7 @@ import contextlib
 import datetime
 import hashlib
 import os
+import re
 import signal
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -130,7 +131,9 @@ def _exit_on_sigterm(signum, frame) -> None:
 
 
 def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
+    """The library's message without its source location and its boilerplate advice."""
+    text = re.sub(r"\[[^\]]*\.(cc|cpp|h):\d+\]\s*", "", str(exc)).strip()
+    text = text.split(". This is typically")[0]
     return text.splitlines()[0][:300] if text else type(exc).__name__
 
 

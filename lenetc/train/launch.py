@@ -59,8 +59,15 @@ def launch(spec: Path, args: list[str], nproc: int) -> None:
     if nproc > 1:
         os.environ.setdefault("OMP_NUM_THREADS", "1")  # torchrun's own default, said out loud
     torchrun = ["--standalone", f"--nproc-per-node={nproc}", "--max-restarts=0"]
-    quiet = logging.getLogger("torch.distributed")
-    level, quiet.level = quiet.level, logging.CRITICAL  # the agent's own reports: ours is below
+    # the agent's own log lines (each logger sets its level): the one line below replaces them
+    quiet = [
+        logging.getLogger(name)
+        for name in list(logging.root.manager.loggerDict)
+        if name.startswith(("torch.distributed.elastic", "torch.distributed.run"))
+    ]
+    levels = [q.level for q in quiet]
+    for q in quiet:
+        q.setLevel(logging.CRITICAL)
     try:
         run(parse_args([*torchrun, "-m", "lenetc", "build", *args]))
     except ChildFailedError as exc:
@@ -72,7 +79,8 @@ def launch(spec: Path, args: list[str], nproc: int) -> None:
             f"the launcher received {exc.sigval.name}; all ranks stopped"
         ) from None
     finally:
-        quiet.level = level
+        for q, level in zip(quiet, levels):
+            q.setLevel(level)
         os.environ.pop("LENETC_RESUME_COMMAND", None)
 
 
