@@ -78,8 +78,9 @@ _active: dict[str, Any] = {}
 
 @contextlib.contextmanager
 def session(ranks: Ranks | None, device) -> Iterator[None]:
-    """Join the process group for the length of training (nothing to do for one process)."""
-    if ranks is None or ranks.world == 1:
+    """Join the process group for the length of training (nothing to do outside torchrun; a
+    torchrun job of one rank joins too, so that it runs the same code as a larger one)."""
+    if ranks is None:
         yield
         return
     import torch
@@ -143,8 +144,8 @@ def _world() -> int:
 
 
 def wrap(model, ranks: Ranks | None):
-    """The model DDP trains (the module itself for one process)."""
-    if _world() == 1:
+    """The model DDP trains, in a process group (the module itself outside one)."""
+    if not _active:
         return model
     from torch.nn.parallel import DistributedDataParallel
 
