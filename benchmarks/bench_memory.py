@@ -4,7 +4,8 @@ larger than the memory a build may use, against the same build on a tiny dataset
 Writes a float32 .npy dataset of `--gib` GiB (default 2: 32,768 samples of 1 x 128 x 128, written
 chunk by chunk, never held whole), and a spec that pools each 128 x 128 sample down 8x before a
 small LeNet-like stack (cheap compute: the benchmark is about reading). Runs `lenetc build` on it
-in a child process, one epoch, and reads the child's peak resident set (ru_maxrss: anonymous
+in a child process, one epoch, and reads the child's peak resident set (ru_maxrss of the child,
+measured by a wrapper process of its own: anonymous
 memory and the mapped file's resident pages alike); then the same build on 512 samples, the floor
 that torch, onnx and onnxruntime cost on their own. Prints both, the dataset's size, and the ratio
 peak / dataset size. The build streams the file (npy is memory-mapped, batches go through a
@@ -17,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import resource
 import subprocess
 import sys
 import tempfile
@@ -86,10 +86,9 @@ def peak_of_build(folder: Path, tag: str) -> tuple[int, float, str]:
         [sys.executable, "-c", code, *cmd], capture_output=True, text=True, env=env
     )
     seconds = time.perf_counter() - t0
-    rc, peak, last = done.stdout.strip().split(" ", 2)
+    rc, peak, last = (done.stdout.strip().split(" ", 2) + ["", "", ""])[:3]
     if rc != "0":
         raise SystemExit(f"build of {tag} failed ({rc}): {done.stderr.strip()[-2000:]}")
-    assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss < 1 << 20  # this process stays small
     return int(peak) * 1024, seconds, last  # ru_maxrss is in KiB on Linux
 
 
@@ -104,10 +103,15 @@ def main() -> None:
         folder = args.keep or Path(tmp)
         folder.mkdir(parents=True, exist_ok=True)
         t0 = time.perf_counter()
-        size = write_dataset(folder, n, "big")
-        write_dataset(folder, 512, "small")
+        done = folder / "written"  # the datasets are whole (an interrupted write leaves none)
+        if done.exists() and done.read_text() == str(n):
+            size = os.path.getsize(folder / "x_big.npy")
+        else:
+            size = write_dataset(folder, n, "big")
+            write_dataset(folder, 512, "small")
+            done.write_text(str(n))
         print(
-            f"wrote {n} samples of {SAMPLE} float32: {size / 2**30:.2f} GiB in "
+            f"have {n} samples of {SAMPLE} float32: {size / 2**30:.2f} GiB in "
             f"{time.perf_counter() - t0:.0f} s"
         )
         small, small_s, _ = peak_of_build(folder, "small")

@@ -91,7 +91,10 @@ def session(ranks: Ranks | None, device) -> Iterator[None]:
         torch.cuda.set_device(device)
     previous = signal.signal(signal.SIGTERM, _exit_on_sigterm)
     try:
-        dist.init_process_group(backend, timeout=TIMEOUT, rank=ranks.rank, world_size=ranks.world)
+        extra = {"device_id": device} if device.type == "cuda" else {}  # NCCL: bind the GPU
+        dist.init_process_group(
+            backend, timeout=TIMEOUT, rank=ranks.rank, world_size=ranks.world, **extra
+        )
     except Exception as exc:
         raise RuntimeFailure(
             f"rank {ranks.rank}: cannot join the job ({_first_line(exc)})"
