@@ -9,7 +9,7 @@ measured by a wrapper process of its own: anonymous
 memory and the mapped file's resident pages alike); then the same build on 512 samples, the floor
 that torch, onnx and onnxruntime cost on their own. Prints both, the dataset's size, and the ratio
 peak / dataset size. The build streams the file (npy is memory-mapped, batches go through a
-DataLoader, statistics are one pass, mapped pages are released every 64 MiB read).
+DataLoader, statistics are one pass, mapped pages are released every 4 MiB read).
 
     PYTHONPATH=. python benchmarks/bench_memory.py [--gib 2] [--keep DIR]
 """
