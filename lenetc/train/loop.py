@@ -14,6 +14,7 @@ continues from that batch and ends with the weights an uninterrupted run gives.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import math
@@ -180,7 +181,8 @@ class _Loop:
 
 def fingerprint(model: nn.Module, data: Dataset, cfg: TrainConfig, extra: str = "") -> str:
     """What a checkpoint must agree with: the config, the parameter shapes and the data itself."""
-    h = hashlib.sha256(f"{cfg!r}|{extra}".encode())
+    same = dataclasses.replace(cfg, workers=0)  # how many processes read batches changes nothing
+    h = hashlib.sha256(f"{same!r}|{extra}".encode())
     for name, t in model.state_dict().items():
         h.update(f"{name}{tuple(t.shape)}".encode())
     for a in (data.x_train, data.y_train, data.x_val, data.y_val):
