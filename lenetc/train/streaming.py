@@ -30,7 +30,10 @@ HELDOUT_BYTES = 64 << 20  # ...and at most this many bytes of them
 def normalize(a: np.ndarray, mean: np.ndarray, std: np.ndarray) -> np.ndarray:
     """(a - mean) / std per channel (per feature for 1-D samples), computed in float64."""
     shape = (1, -1) + (1,) * (a.ndim - 2)
-    return ((a - mean.reshape(shape)) / std.reshape(shape)).astype(np.float32)
+    t = a.astype(np.float64)  # the same float64 arithmetic as (a - mean) / std, in place
+    np.subtract(t, mean.reshape(shape), out=t)
+    np.divide(t, std.reshape(shape), out=t)
+    return t.astype(np.float32)
 
 
 def stats_chunk(sample_shape: tuple[int, ...]) -> int:
