@@ -191,6 +191,7 @@ def test_a_rank_killed_mid_epoch_ends_the_job_and_resume_continues(spec, referen
     assert proc.returncode == 1, err
     assert took < 60, f"the job took {took:.0f} s to end after a rank died"
     assert f"error: rank 1 (pid {victim}) was killed by SIGKILL during the job" in err
+    assert err.count("error:") == 1, err  # one error: the rank that lost its peer stays quiet
     assert "resume from the last checkpoint with: lenetc build" in err
     assert "Traceback" not in err
     assert_nothing_half_written(out / "tiny")
@@ -217,6 +218,35 @@ def test_ctrl_c_checkpoints_every_rank_and_resume_gives_the_same_weights(spec, r
     finish(job(spec, out, "--resume"))
     ref, resumed = weights(reference[0]), weights(out)
     assert all(torch.equal(ref[k], resumed[k]) for k in ref)
+
+
+@pytest.mark.slow
+def test_a_bare_torchrun_runs_the_same_job(spec, reference, tmp_path):
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
+    env.pop("LENETC_RESUME_COMMAND", None)
+    torchrun = [sys.executable, "-m", "torch.distributed.run", "--standalone"]
+    done = subprocess.run(
+        [
+            *torchrun,
+            "--nproc-per-node",
+            "2",
+            "-m",
+            "lenetc",
+            "build",
+            str(spec),
+            "-o",
+            str(tmp_path),
+            "-q",
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.count("built ") == 1  # rank 0 reports for the job
+    ref, bare = weights(reference[0]), weights(tmp_path)
+    assert all(torch.equal(ref[k], bare[k]) for k in ref)
 
 
 def test_the_global_batch_must_divide_by_the_world_size(spec, tmp_path):

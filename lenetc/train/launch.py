@@ -9,8 +9,11 @@ batch that does not divide by N is one error, before any process starts.
 How a job ends: the agent watches the ranks every 0.1 s; when one fails or dies it stops the others
 (SIGTERM, then SIGKILL after 30 s) and the launcher raises ChildFailedError, which becomes one
 RuntimeFailure line naming the rank that failed first and how, and the command that resumes from
-the last checkpoint. Ctrl-C reaches the agent, which passes it to every rank once: they finish the
-batch, rank 0 checkpoints, and the job exits 130 (rank 0 prints where it stopped).
+the last checkpoint. (The ranks that merely lost it exit quietly: LENETC_RESUME_COMMAND tells them
+this launcher reports; under a bare torchrun they say what they saw.)
+
+Ctrl-C reaches the agent, which passes it to every rank once: they finish the batch, rank 0
+checkpoints, and the job exits 130 (rank 0 prints where it stopped).
 """
 
 from __future__ import annotations
