@@ -8,6 +8,7 @@ one-pass statistics equal numpy's; every broken file is one line before training
 from __future__ import annotations
 
 import dataclasses
+import pickle
 
 import numpy as np
 import pytest
@@ -90,6 +91,9 @@ def test_streamed_npy_trains_to_the_in_memory_weights(tmp_path, workers):
     a, da, ra = train(config(in_memory), tmp_path)
     b, db, rb = train(config(streamed, workers=workers), tmp_path)
     assert isinstance(db.x_train, Rows) and isinstance(da.x_train, np.ndarray)
+    # a streamed split pickles as its file's path, rows and statistics (any worker start method)
+    blob = pickle.dumps(db.x_train)
+    assert len(blob) < 4096 and np.array_equal(np.asarray(pickle.loads(blob)), db.x_train)
     assert (da.mean, da.std) == (db.mean, db.std)  # the same bits, not merely close
     assert np.array_equal(da.x_val, np.asarray(db.x_val))
     for k, v in a.state_dict().items():

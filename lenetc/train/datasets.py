@@ -130,12 +130,24 @@ def _reader(x, shape: tuple[int, ...], cfg: DatasetConfig, at: Location):
     if not isinstance(x, Mapped):
         fitted = fit_samples(x, shape, cfg.fit, cfg.name, at)
         return (lambda rows: fitted[rows]), len(fitted)
-
-    def read(rows: np.ndarray) -> np.ndarray:
-        return fit_samples(_to_float(x[rows]), shape, cfg.fit, cfg.name, at)
-
+    read = _MappedReader(x, tuple(shape), cfg.fit, cfg.name, at)
     read(np.arange(1))
     return read, len(x)
+
+
+@dataclass(frozen=True)
+class _MappedReader:
+    """rows -> fitted float32 samples of a mapped file; picklable (as the file's path), so that
+    DataLoader workers can read under any start method, not only fork."""
+
+    source: Mapped
+    shape: tuple[int, ...]
+    fit: str
+    name: str
+    at: Location
+
+    def __call__(self, rows: np.ndarray) -> np.ndarray:
+        return fit_samples(_to_float(self.source[rows]), self.shape, self.fit, self.name, self.at)
 
 
 def _check_classes(name: str, raw: _Raw, outputs: int, at: Location) -> None:
