@@ -215,7 +215,13 @@ def load_module_class(model_py: Path, class_name: str) -> type:
     and file name in TorchScript, .pt2 and ONNX debug info, and an artifact must carry neither
     this machine's folders nor a name that changes from build to build.
     """
-    source = model_py.read_text(encoding="utf-8")
+    return module_class_from_source(model_py.read_text(encoding="utf-8"), class_name, model_py)
+
+
+def module_class_from_source(source: str, class_name: str, origin: Path) -> type:
+    """load_module_class for source held in memory (a rank that must not read the build folder
+    while rank 0 writes it); `origin` only names it in errors."""
+    model_py = origin
     name = f"lenetc_model_{hashlib.sha256(source.encode()).hexdigest()[:16]}"
     filename = f"{name}.py"
     # torch.jit.script reads the class's source through linecache by file name

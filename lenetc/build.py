@@ -24,7 +24,7 @@ import numpy as np
 
 from .artifacts import (
     BuildDir,
-    load_module_class,
+    module_class_from_source,
     remove_leftovers,
     write_bytes,
     write_json,
@@ -37,6 +37,8 @@ from .export.manifest import write_manifest
 from .lock import folder_lock
 from .spec.load import Spec, load_spec
 from .targets.torch import render
+from .train.distributed import backend_name, check_batch
+from .train.distributed import from_env as ranks_from_env
 
 
 @dataclass(frozen=True)
@@ -53,6 +55,7 @@ class BuildOptions:
     runtimes: tuple[str, ...] = ()  # verify only these (--runtime); () = verify.runtimes, or all
     require: tuple[str, ...] = ()  # these must run here (--require)
     memory_budget: int | None = None  # bytes; None: a share of this machine's memory
+    device: str | None = None  # --device: overrides train.device (auto | cpu | cuda)
 
 
 @dataclass(frozen=True)
@@ -61,6 +64,7 @@ class BuildResult:
     test_accuracy: float
     passed: bool
     parity: str = ""  # one line per failing runtime, when parity fails
+    rank: int = 0  # under torchrun, this process's rank: only rank 0 exports, verifies, reports
 
 
 def with_overrides(spec: Spec, opts: BuildOptions) -> Spec:
@@ -72,6 +76,8 @@ def with_overrides(spec: Spec, opts: BuildOptions) -> Spec:
         train = dataclasses.replace(train, batch_size=opts.batch_size)
     if opts.seed is not None:
         train = dataclasses.replace(train, seed=opts.seed)
+    if opts.device is not None:
+        train = dataclasses.replace(train, device=opts.device)
     if opts.lr is not None:
         train = dataclasses.replace(
             train, optimizer=dataclasses.replace(train.optimizer, lr=opts.lr)
@@ -80,36 +86,48 @@ def with_overrides(spec: Spec, opts: BuildOptions) -> Spec:
 
 
 def build(spec_path: Path, opts: BuildOptions = BuildOptions(), log=print) -> BuildResult:
-    say = (lambda *a, **k: None) if opts.quiet else log
+    ranks = ranks_from_env()  # under torchrun: this process's rank; rank 0 alone writes
+    main = ranks is None or ranks.main
+    say = (lambda *a, **k: None) if opts.quiet or not main else log
     spec = with_overrides(load_spec(spec_path), opts)
     trace = check(spec)
+    check_batch(spec.train.batch_size, ranks, spec.path)
     budget = default_budget() if opts.memory_budget is None else user_budget(opts.memory_budget)
     require(trace, spec.train, spec.verify, budget)  # before anything is allocated
-    out = BuildDir(opts.out / spec.name).create()
+    out = BuildDir(opts.out / spec.name)
+    if not main:  # rank 0 alone locks and writes the folder; the others only train
+        return _build(spec_path, spec, trace, out, opts, say, ranks)
+    out.create()
     with folder_lock(out.root, build_command(spec_path, opts)):
-        return _build(spec_path, spec, trace, out, opts, say)
+        return _build(spec_path, spec, trace, out, opts, say, ranks)
 
 
-def _build(spec_path: Path, spec: Spec, trace, out: BuildDir, opts: BuildOptions, say):
-    removed = remove_leftovers(out.root)
-    if removed:
-        say(f"removed what an interrupted run left: {', '.join(removed)}")
-    for finished in (out.manifest, out.verify_json):  # written last: until then, unfinished
-        finished.unlink(missing_ok=True)
-    write_bytes(out.spec, Path(spec_path).read_bytes())
-    write_text(out.model_py, render(trace))
+def _build(spec_path: Path, spec: Spec, trace, out: BuildDir, opts: BuildOptions, say, ranks):
+    main = ranks is None or ranks.main
+    source = render(trace)
+    if main:
+        removed = remove_leftovers(out.root)
+        if removed:
+            say(f"removed what an interrupted run left: {', '.join(removed)}")
+        for finished in (out.manifest, out.verify_json):  # written last: until then, unfinished
+            finished.unlink(missing_ok=True)
+        write_bytes(out.spec, Path(spec_path).read_bytes())
+        write_text(out.model_py, source)
     say(f"checked {spec.name}: {trace.params:,} parameters; wrote {out.model_py}")
 
     import torch  # the stages from here on need torch; check and render above must not
 
     from .export.exporters import DataFacts, export_all
     from .train.datasets import load_dataset
+    from .train.device import choose_device
+    from .train.distributed import resume_command, session
     from .train.loop import TrainingInterrupted, TrainIO, fit
+    from .train.streaming import heldout
     from .verify.parity import verify_build
     from .verify.table import format_table
 
     torch.manual_seed(spec.train.seed)  # the initial weights; fit() seeds its own draws
-    model = load_module_class(out.model_py, spec.class_name)()
+    model = module_class_from_source(source, spec.class_name, out.model_py)()
     data = load_dataset(
         spec.train.dataset,
         spec.input_shape,
@@ -119,28 +137,47 @@ def _build(spec_path: Path, spec: Spec, trace, out: BuildDir, opts: BuildOptions
         spec_path=spec.path,
         base_dir=spec.source_dir,
     )
-    write_with(out.heldout, lambda p: _save_npz(p, x=data.x_test, y=data.y_test))
+    if main:
+        x_held, y_held = heldout(data.x_test, data.y_test)
+        write_with(out.heldout, lambda p: _save_npz(p, x=x_held, y=y_held))
     say(
         f"training on {data.name}: {len(data.x_train)} train / {len(data.x_val)} validation / "
         f"{len(data.x_test)} test samples"
     )
+    asked_by = "--device" if opts.device is not None else "train.device"
+    device = choose_device(spec.train.device, asked_by, ranks.local_rank if ranks else 0)
+    say(f"training on {device.describe()}{_world_line(ranks, device, spec.train.batch_size)}")
     try:
-        with _ctrl_c_stops(opts.stop) as stop:
+        with _ctrl_c_stops(opts.stop, announce=main) as stop, session(ranks, device.device):
             io = TrainIO(
                 metrics=out.metrics,
                 checkpoint=out.checkpoint,
                 resume=opts.resume,
-                fingerprint=hashlib.sha256(out.model_py.read_bytes()).hexdigest(),
+                fingerprint=hashlib.sha256(source.encode()).hexdigest(),  # what model.py holds
                 log=say,
                 progress=opts.progress and not opts.quiet,
                 stop=stop,
+                device=str(device.device),
+                ranks=ranks,
             )
             result = fit(model, data, spec.train, io)
     except TrainingInterrupted as exc:
-        exc.resume_command = build_command(spec_path, opts, "--resume")
+        exc.resume_command = resume_command(build_command(spec_path, opts, "--resume"))
+        exc.quiet = not main  # rank 0 says where it stopped; the others just stop
         raise
+    model.to("cpu")  # export and verify run on the CPU, once
+    if not main:
+        return BuildResult(out.root, result.test_accuracy, True, rank=ranks.rank)
     facts = DataFacts.from_dataset(data)
-    write_json(out.train_json, _train_summary(spec, data, result, facts))
+    summary = _train_summary(spec, data, result, facts)
+    summary["device"] = {"trained_on": str(device.device), "why": device.why}
+    if ranks is not None:
+        summary["distributed"] = {
+            "world_size": ranks.world,
+            "backend": backend_name(device.device),
+            "rank_weights_sha256": list(result.rank_weights),
+        }
+    write_json(out.train_json, summary)
     say(f"test accuracy {result.test_accuracy:.2%} ({result.seconds:.1f} s of training)")
     model.eval()
     exported = export_all(model, spec, facts, out)
@@ -152,6 +189,15 @@ def _build(spec_path: Path, spec: Spec, trace, out: BuildDir, opts: BuildOptions
 
     write_report(out.root)  # the CLI names it last
     return BuildResult(out.root, result.test_accuracy, report.passed, "\n".join(report.failures()))
+
+
+def _world_line(ranks, device, batch_size: int) -> str:
+    if ranks is None:
+        return ""
+    return (
+        f"; {ranks.world} ranks, DDP over {backend_name(device.device)}, global batch "
+        f"{batch_size} = {ranks.world} x {batch_size // ranks.world}"
+    )
 
 
 def _save_npz(path: Path, **arrays: np.ndarray) -> None:
@@ -168,6 +214,7 @@ def build_command(spec_path: Path, opts: BuildOptions, *more: str) -> str:
         ("--batch-size", opts.batch_size),
         ("--lr", opts.lr),
         ("--seed", opts.seed),
+        ("--device", opts.device),
     ):
         if value is not None:
             words += [flag, repr(value) if isinstance(value, float) else str(value)]
@@ -193,7 +240,9 @@ def _train_summary(spec: Spec, data, result, facts) -> dict:
 
 
 @contextlib.contextmanager
-def _ctrl_c_stops(also: Callable[[], bool] | None) -> Iterator[Callable[[], bool]]:
+def _ctrl_c_stops(
+    also: Callable[[], bool] | None, announce: bool = True
+) -> Iterator[Callable[[], bool]]:
     """While training, the first Ctrl-C asks the loop to checkpoint and stop after the current
     batch (a KeyboardInterrupt mid-step could leave half-updated weights); a second one aborts
     at once. Outside the main thread signals cannot be caught, and Ctrl-C stays as it was."""
@@ -203,7 +252,8 @@ def _ctrl_c_stops(also: Callable[[], bool] | None) -> Iterator[Callable[[], bool
         if requested.is_set():
             raise KeyboardInterrupt
         requested.set()
-        print("stopping after this batch (Ctrl-C again to abort now)", file=sys.stderr)
+        if announce:  # under torchrun, rank 0 speaks for all
+            print("stopping after this batch (Ctrl-C again to abort now)", file=sys.stderr)
 
     def stop() -> bool:
         return requested.is_set() or (also is not None and also())

@@ -194,6 +194,16 @@ def draw_cmd(spec: Path, output: Path | None) -> None:
     metavar="SIZE",
     help="Memory the build may plan to use (8GB, 512MiB); default: 3/4 of this machine's.",
 )
+@click.option(
+    "--device",
+    type=click.Choice(["auto", "cpu", "cuda"]),
+    help="Override train.device (auto: CUDA when torch can use it).",
+)
+@click.option(
+    "--nproc-per-node",
+    type=click.IntRange(1, 1024),
+    help="Train on N processes with DDP: starts torch's elastic launcher (torchrun) on this node.",
+)
 @click.pass_context
 def build_cmd(
     ctx: click.Context,
@@ -208,11 +218,13 @@ def build_cmd(
     runtime: tuple[str, ...],
     require: tuple[str, ...],
     memory_budget: str | None,
+    device,
+    nproc_per_node,
 ) -> None:
     """Check, render, train, export and verify: the whole pipeline.
 
     Ctrl-C during training saves a checkpoint after the current batch and exits 130; run the same
-    command with --resume to continue.
+    command with --resume to continue. Runs unchanged under torchrun (one process per rank).
     """
     from .build import BuildOptions, build
     from .check.memory import parse_size
@@ -223,6 +235,12 @@ def build_cmd(
         budget = None if memory_budget is None else parse_size(memory_budget)
     except ValueError as exc:
         raise UsageError(f"--memory-budget: {exc}") from None
+    if nproc_per_node is not None:
+        from .train.launch import launch
+
+        launch(spec, _rerun_args(ctx, skip="nproc_per_node"), nproc_per_node)
+        return
+
     opts = BuildOptions(
         out=out,
         epochs=epochs,
@@ -235,18 +253,42 @@ def build_cmd(
         runtimes=tuple(runtime),
         require=tuple(require),
         memory_budget=budget,
+        device=device,
     )
     try:
         result = build(spec, opts, log=echo)
     except TrainingInterrupted as exc:
-        echo(str(exc), err=True)
+        if not getattr(exc, "quiet", False):
+            echo(str(exc), err=True)
         ctx.exit(130)
+    if result.rank != 0:  # under torchrun: rank 0 reports for the job
+        return
     if not result.passed:
         raise ParityFailure(
             "parity check failed: " + (result.parity or f"see {result.folder / 'verify.json'}")
         )
     echo(f"built {result.folder}: test accuracy {result.test_accuracy:.2%}, parity PASS")
     echo(f"report: {result.folder / 'report.html'}")
+
+
+def _rerun_args(ctx: click.Context, skip: str) -> list[str]:
+    """The command's own arguments back as a command line, less option `skip`: what each rank
+    runs when lenetc starts the launcher itself."""
+    args: list[str] = []
+    for param in ctx.command.params:
+        value = ctx.params.get(param.name)
+        if isinstance(param, click.Argument):
+            args[:0] = [str(value)]
+        elif param.name == skip or value is None or value is False or value == ():
+            continue
+        elif param.name == "out" or value != param.default:
+            flag = max(param.opts, key=len)
+            if getattr(param, "is_flag", False):
+                args.append(flag)
+            else:
+                for item in value if getattr(param, "multiple", False) else [value]:
+                    args += [flag, str(item)]
+    return args
 
 
 @main.command("verify")

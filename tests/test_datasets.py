@@ -94,13 +94,13 @@ def test_idx_files_with_classic_28_to_32_padding(tmp_path, gz):
     assert len(d.x_train) + len(d.x_val) == 40 and len(d.x_val) == 4
     # the files' own test split is the test set, in file order, padded by 2 on every side
     assert np.array_equal(d.y_test, test_labels.astype(np.int64))
-    raw = d.x_test * d.std[0] + d.mean[0]  # undo the normalization: pixels / 255 again
+    raw = np.asarray(d.x_test) * d.std[0] + d.mean[0]  # undo the normalization: pixels / 255
     assert np.allclose(raw[:, 0, 2:30, 2:30], test_images / 255.0, atol=1e-5)
     assert np.allclose(raw[:, 0, :2, :], 0, atol=1e-5) and np.allclose(
         raw[:, 0, :, 30:], 0, atol=1e-5
     )
     # normalization statistics come from the raw training pixels (the padded zeros included)
-    train_pixels = d.x_train * d.std[0] + d.mean[0]
+    train_pixels = np.asarray(d.x_train) * d.std[0] + d.mean[0]
     assert abs(float(train_pixels.mean()) - d.mean[0]) < 1e-5
 
 

@@ -69,15 +69,18 @@ class DataFacts:
 
     @classmethod
     def from_dataset(cls, data) -> DataFacts:
-        x = data.x_train
-        shape = (1, -1) + (1,) * (x.ndim - 2)
-        raw = x * np.asarray(data.std).reshape(shape) + np.asarray(data.mean).reshape(shape)
+        span = getattr(data, "input_range", None)  # a streamed dataset measured it as it read
+        if span is None:
+            x = data.x_train
+            shape = (1, -1) + (1,) * (x.ndim - 2)
+            raw = x * np.asarray(data.std).reshape(shape) + np.asarray(data.mean).reshape(shape)
+            span = (float(raw.min()), float(raw.max())) if raw.size else (0.0, 1.0)
         return cls(
             data.name,
             tuple(data.mean),
             tuple(data.std),
             tuple(data.labels),
-            (float(raw.min()), float(raw.max())) if raw.size else (0.0, 1.0),
+            span,
             data.x_test,
             data.y_test,
         )

@@ -25,7 +25,8 @@ from .fields import (
 )
 from .yamlsafe import YList, YMap
 
-DATASETS = ("digits", "idx", "npz", "synthetic")
+DATASETS = ("digits", "idx", "npz", "npy", "synthetic")
+DEVICES = ("auto", "cpu", "cuda")
 LOSSES = ("cross_entropy", "nll", "mse")
 OPTIMIZERS = ("sgd", "adam", "adamw")
 SCHEDULES = ("none", "step", "cosine")
@@ -43,6 +44,10 @@ class DatasetConfig:
     name: str = "digits"
     fit: str = "resize"  # how samples meet the spec's input size: resize | pad | none
     path: str | None = None  # npz: the file
+    x: str | None = None  # npy: the inputs (N, ...), read memory-mapped
+    y: str | None = None  # npy: the labels (N,)
+    x_test: str | None = None  # npy: an optional test set of its own
+    y_test: str | None = None
     train_images: str | None = None  # idx: MNIST-format files
     train_labels: str | None = None
     test_images: str | None = None
@@ -81,6 +86,8 @@ class TrainConfig:
     validation_split: float = 0.1
     patience: int | None = None  # early stopping on validation loss; None = off
     seed: int = 0
+    device: str = "auto"  # auto | cpu | cuda (train/device.py picks and says why)
+    workers: int = 0  # DataLoader worker processes; 0 = batches are read in the training process
 
 
 @dataclass(frozen=True)
@@ -119,6 +126,8 @@ def read_train(data: Any, report: Reporter, line: int) -> TrainConfig:
             "validation_split",
             "early_stopping",
             "seed",
+            "device",
+            "workers",
         ],
         report,
         where="train",
@@ -135,6 +144,8 @@ def read_train(data: Any, report: Reporter, line: int) -> TrainConfig:
         validation_split=s.get("validation_split", number(0.0, 0.5), d.validation_split),
         patience=_read_early_stopping(s.raw("early_stopping"), report, s.line("early_stopping")),
         seed=s.get("seed", integer(0, 2**32 - 1), d.seed),
+        device=s.get("device", choice(*DEVICES), d.device),
+        workers=s.get("workers", integer(0, 256), d.workers),
     )
     if cfg.patience is not None and cfg.validation_split == 0:
         s.fail(
@@ -154,6 +165,10 @@ def _read_dataset(data: Any, report: Reporter, line: int) -> DatasetConfig:
         name=name or d.name,
         fit=s.get("fit", choice("resize", "pad", "none"), d.fit),
         path=s.get("path", path, None),
+        x=s.get("x", path, None),
+        y=s.get("y", path, None),
+        x_test=s.get("x_test", path, None),
+        y_test=s.get("y_test", path, None),
         train_images=s.get("train_images", path, None),
         train_labels=s.get("train_labels", path, None),
         test_images=s.get("test_images", path, None),
@@ -163,7 +178,8 @@ def _read_dataset(data: Any, report: Reporter, line: int) -> DatasetConfig:
         test_split=s.get("test_split", number(0.0, 0.9, lo_open=True), d.test_split),
         line=s.line(),
     )
-    needs = {"npz": ["path"], "idx": ["train_images", "train_labels"]}.get(cfg.name, [])
+    needs = {"npz": ["path"], "idx": ["train_images", "train_labels"], "npy": ["x", "y"]}
+    needs = needs.get(cfg.name, [])
     for key in needs:
         if getattr(cfg, key) is None:
             s.fail(
@@ -173,6 +189,8 @@ def _read_dataset(data: Any, report: Reporter, line: int) -> DatasetConfig:
             )
     if cfg.name == "idx" and (cfg.test_images is None) != (cfg.test_labels is None):
         s.fail("dataset idx needs both test_images and test_labels, or neither", s.line())
+    if cfg.name == "npy" and (cfg.x_test is None) != (cfg.y_test is None):
+        s.fail("dataset npy needs both x_test and y_test, or neither", s.line())
     return cfg
 
 

@@ -2,6 +2,8 @@
 
 In: the module built from model.py, a DatasetConfig and the TrainConfig. Out: trained weights,
 metrics.jsonl and a TrainResult. datasets.py and idx.py load and normalize data (digits, idx,
-npz, synthetic); loop.py runs forward, loss, backward and the optimizer step; checkpoint.py
-saves and restores the whole training state for an exact --resume.
+npz, npy, synthetic; npy.py and streaming.py read files larger than memory batch by batch);
+loop.py runs forward, loss, backward and the optimizer step; checkpoint.py saves and restores the
+whole training state for an exact --resume; device.py picks CPU or CUDA; distributed.py and
+launch.py run the loop once per rank under torchrun, with DDP.
 """

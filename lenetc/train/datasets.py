@@ -18,7 +18,9 @@ import numpy as np
 
 from ..errors import Location, Problem, RuntimeFailure, SpecError
 from ..spec.config import DatasetConfig
-from .idx import read_idx
+from .idx import map_idx, read_idx
+from .npy import Mapped, map_npy
+from .streaming import Rows, normalize, stream_stats
 
 
 @dataclass(frozen=True)
@@ -33,6 +35,9 @@ class Dataset:
     mean: tuple[float, ...]  # per channel (per feature for 1-D input), of the raw training split
     std: tuple[float, ...]
     labels: tuple[str, ...]  # one per model output
+    # raw min and max of the training split, when the data is streamed (export needs it and
+    # cannot read a whole streamed split); None: export takes it from x_train
+    input_range: tuple[float, float] | None = None
 
     @property
     def num_classes(self) -> int:
@@ -41,11 +46,12 @@ class Dataset:
 
 @dataclass(frozen=True)
 class _Raw:
-    """Samples as the source gives them, before fitting, splitting and normalizing."""
+    """Samples as the source gives them, before fitting, splitting and normalizing; x is a
+    `Mapped` file when it is read batch by batch (npy, uncompressed idx)."""
 
-    x: np.ndarray
+    x: np.ndarray | Mapped
     y: np.ndarray
-    x_test: np.ndarray | None = None  # the source's own test split, when it has one
+    x_test: np.ndarray | Mapped | None = None  # the source's own test split, when it has one
     y_test: np.ndarray | None = None
     labels: tuple[str, ...] = ()  # class names the source carries, if any
     classes: int | None = None  # the class count the source declares (digits, synthetic)
@@ -68,51 +74,82 @@ def load_dataset(
         raw = _synthetic(cfg, input_shape, cfg.num_classes or num_classes, seed)
     elif cfg.name == "idx":
         raw = _idx(cfg, base_dir)
+    elif cfg.name == "npy":
+        raw = _npy(cfg, base_dir)
     else:
         raw = _npz(Path(base_dir, cfg.path or ""))
     _check_classes(cfg.name, raw, num_classes, at)
-    x = fit_samples(raw.x, input_shape, cfg.fit, cfg.name, at)
+    read, n = _reader(raw.x, input_shape, cfg, at)
     rng = np.random.default_rng(seed)
     if raw.x_test is None:
-        order = rng.permutation(len(x))
-        n_test = max(1, int(round(len(x) * cfg.test_split)))
+        order = rng.permutation(n)
+        n_test = max(1, int(round(n * cfg.test_split)))
         test, rest = order[:n_test], order[n_test:]
-        x_test, y_test = x[test], raw.y[test]
+        read_test, y_test = read, raw.y[test]
     else:
-        rest = rng.permutation(len(x))
-        x_test = fit_samples(raw.x_test, input_shape, cfg.fit, cfg.name, at)
-        y_test = raw.y_test
+        rest = rng.permutation(n)
+        read_test, n_tests = _reader(raw.x_test, input_shape, cfg, at)
+        test, y_test = np.arange(n_tests), raw.y_test
     n_val = int(round(len(rest) * validation_split))
     val, train = rest[:n_val], rest[n_val:]
     if len(train) == 0:
-        raise RuntimeFailure(f"dataset {cfg.name} has {len(x)} samples: none left to train on")
-    mean, std = _stats(x[train])
-
-    def norm(a: np.ndarray) -> np.ndarray:
-        shape = (1, -1) + (1,) * (a.ndim - 2)
-        return ((a - mean.reshape(shape)) / std.reshape(shape)).astype(np.float32)
-
+        raise RuntimeFailure(f"dataset {cfg.name} has {n} samples: none left to train on")
+    shape = tuple(input_shape)
+    # one pass, chunk by chunk, for every source alike: the same data gives the same bits
+    source = str(cfg.x or cfg.train_images or cfg.path or f"dataset {cfg.name}")
+    mean, std, input_range = stream_stats(read, train, shape, source)
     labels = raw.labels + tuple(str(i) for i in range(len(raw.labels), num_classes))
+    streamed = [a for a in (raw.x, raw.x_test) if isinstance(a, Mapped)]
+    if streamed:  # read batch by batch, never loaded whole
+        ident = "|".join(a.identity() for a in streamed)
+        x_train = Rows(read, train, shape, mean, std, ident)
+        x_val = Rows(read, val, shape, mean, std, ident)
+        x_test = Rows(read_test, test, shape, mean, std, ident)
+    else:
+        x_train = normalize(read(train), mean, std)
+        x_val = normalize(read(val), mean, std)
+        x_test = normalize(read_test(test), mean, std)
+        input_range = None  # export derives it from the arrays, as it always has
     return Dataset(
         cfg.name,
-        norm(x[train]),
+        x_train,
         raw.y[train],
-        norm(x[val]),
+        x_val,
         raw.y[val],
-        norm(x_test),
+        x_test,
         y_test,
         tuple(float(m) for m in mean.ravel()),
         tuple(float(s) for s in std.ravel()),
         labels[:num_classes],
+        input_range,
     )
 
 
-def _stats(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Per-channel mean and std (per feature for 1-D samples); a constant channel gets std 1."""
-    axes = (0,) + tuple(range(2, x.ndim))
-    mean = x.mean(axis=axes, dtype=np.float64)
-    std = x.std(axis=axes, dtype=np.float64)
-    return mean, np.where(std < 1e-8, 1.0, std)
+def _reader(x, shape: tuple[int, ...], cfg: DatasetConfig, at: Location):
+    """(rows -> fitted float32 samples, sample count). In memory, samples are fitted once, here;
+    a mapped file is fitted batch by batch, and its first row now, so that a shape problem is
+    found before training."""
+    if not isinstance(x, Mapped):
+        fitted = fit_samples(x, shape, cfg.fit, cfg.name, at)
+        return (lambda rows: fitted[rows]), len(fitted)
+    read = _MappedReader(x, tuple(shape), cfg.fit, cfg.name, at)
+    read(np.arange(1))
+    return read, len(x)
+
+
+@dataclass(frozen=True)
+class _MappedReader:
+    """rows -> fitted float32 samples of a mapped file; picklable (as the file's path), so that
+    DataLoader workers can read under any start method, not only fork."""
+
+    source: Mapped
+    shape: tuple[int, ...]
+    fit: str
+    name: str
+    at: Location
+
+    def __call__(self, rows: np.ndarray) -> np.ndarray:
+        return fit_samples(_to_float(self.source[rows]), self.shape, self.fit, self.name, self.at)
 
 
 def _check_classes(name: str, raw: _Raw, outputs: int, at: Location) -> None:
@@ -154,9 +191,12 @@ def _synthetic(cfg: DatasetConfig, shape: tuple[int, ...], classes: int, seed: i
 
 
 def _idx(cfg: DatasetConfig, base: Path) -> _Raw:
-    def images(key: str) -> np.ndarray:
+    def images(key: str) -> np.ndarray | Mapped:
         path = Path(base, getattr(cfg, key))
-        return _as_float(read_idx(path, f"{key.replace('_', ' ')}"), path)
+        found = map_idx(path, f"{key.replace('_', ' ')}")
+        if isinstance(found, Mapped):  # uncompressed: streamed from the file, never loaded
+            return _check_mapped(found, path)
+        return _as_float(found, path)
 
     def labels(key: str, n: int, images_key: str) -> np.ndarray:
         path = Path(base, getattr(cfg, key))
@@ -193,6 +233,33 @@ def _npz(path: Path) -> _Raw:
     names = arrays.get("labels")
     labels = tuple(str(s) for s in names.ravel()) if names is not None else ()
     return _Raw(x, y, x_test, y_test, labels=labels, classes=len(labels) or None)
+
+
+def _npy(cfg: DatasetConfig, base: Path) -> _Raw:
+    """Inputs and labels as .npy files: the inputs memory-mapped, the labels (small) in memory."""
+
+    def pair(x_key: str, y_key: str) -> tuple[Mapped, np.ndarray]:
+        x_path, y_path = Path(base, getattr(cfg, x_key)), Path(base, getattr(cfg, y_key))
+        x = _check_mapped(map_npy(x_path, f"npy {x_key}"), x_path, x_key)
+        y = map_npy(y_path, f"npy {y_key}")
+        return x, _as_labels(y[...], len(x), y_path, x_key, y_key)
+
+    x, y = pair("x", "y")
+    if cfg.x_test is None:
+        return _Raw(x, y)
+    return _Raw(x, y, *pair("x_test", "y_test"))
+
+
+def _check_mapped(m: Mapped, path: Path, key: str = "images") -> Mapped:
+    if m.ndim < 2 or len(m) == 0:
+        raise RuntimeFailure(f"{path}: {key} must be (N, ...) with N > 0, found shape {m.shape}")
+    return m
+
+
+def _to_float(a: np.ndarray) -> np.ndarray:
+    if a.dtype == np.uint8:  # 8-bit pixels: scale to [0, 1], as image files are read
+        return a.astype(np.float32) / 255.0
+    return a.astype(np.float32)
 
 
 def _as_float(a: np.ndarray, path: Path, key: str = "images") -> np.ndarray:
@@ -277,7 +344,9 @@ def fit_samples(
         if h > th or w > tw:
             raise fail("padding cannot shrink them to", "use fit: resize")
         top, left = (th - h) // 2, (tw - w) // 2  # centered; an odd extra pixel goes last
-        return np.pad(x, ((0, 0), (0, 0), (top, th - h - top), (left, tw - w - left)))
+        out = np.zeros(x.shape[:2] + (th, tw), x.dtype)  # np.pad's result, without its overhead
+        out[:, :, top : top + h, left : left + w] = x
+        return out
     if x.shape[2:] == target[1:]:
         return x
     import torch

@@ -1,6 +1,8 @@
 """Stage 4a helper, data files: an IDX (MNIST-format) file, raw or gzip -> a numpy array.
 
-Takes a path; returns the array with its shape and dtype from the file's header. Every way a file
+Takes a path; returns the array with its shape and dtype from the file's header (read_idx), or,
+for an uncompressed file, the same array memory-mapped (map_idx), so that files larger than memory
+can be streamed. Every way a file
 can be wrong (missing, not IDX, truncated, a broken gzip stream) is a RuntimeFailure naming the
 file and what is wrong in one line. write_idx is the inverse, for tests and for people converting
 their own data. No torch import.
@@ -12,6 +14,7 @@ big-endian uint32 per dimension, then the values in C order, big-endian.
 from __future__ import annotations
 
 import gzip
+import os
 import struct
 import zlib
 from pathlib import Path
@@ -40,6 +43,34 @@ def read_idx(path: Path, what: str = "file") -> np.ndarray:
             raw = gzip.decompress(raw)
         except (OSError, EOFError, zlib.error) as exc:
             raise RuntimeFailure(f"{what} {path}: broken gzip stream ({exc})") from None
+    dtype, shape, header = _header(raw, len(raw), path, what)
+    values = np.frombuffer(raw, dtype=dtype, offset=header).reshape(shape)
+    return values.astype(dtype.newbyteorder("="))  # native byte order for numpy and torch
+
+
+def map_idx(path: Path, what: str = "file"):
+    """An uncompressed IDX file memory-mapped (a `Mapped`, read batch by batch), or a gzip one
+    read into memory as read_idx does (a stream cannot be mapped)."""
+    from .npy import Mapped
+
+    try:
+        with open(path, "rb") as handle:
+            head = handle.read(4 + 4 * 255)
+            size = os.fstat(handle.fileno()).st_size
+    except FileNotFoundError:
+        raise RuntimeFailure(f"{what} {path}: no such file") from None
+    except IsADirectoryError:
+        raise RuntimeFailure(f"{what} {path}: is a folder, not a file") from None
+    except OSError as exc:
+        raise RuntimeFailure(f"{what} {path}: cannot read ({exc.strerror or exc})") from None
+    if head[:2] == _GZIP_MAGIC:
+        return read_idx(path, what)
+    dtype, shape, header = _header(head, size, path, what)
+    return Mapped(Path(path), dtype, shape, header, what)
+
+
+def _header(raw: bytes, size: int, path: Path, what: str) -> tuple[np.dtype, tuple[int, ...], int]:
+    """(dtype, shape, header bytes) from the first bytes of an IDX file of `size` bytes."""
     if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] not in DTYPES or raw[3] == 0:
         raise RuntimeFailure(
             f"{what} {path}: not an IDX file (header {raw[:4].hex() or 'empty'}; "
@@ -51,13 +82,12 @@ def read_idx(path: Path, what: str = "file") -> np.ndarray:
         raise RuntimeFailure(f"{what} {path}: truncated header ({len(raw)} bytes)")
     shape = struct.unpack(f">{ndim}I", raw[4:header])
     expected = header + int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
-    if len(raw) != expected:
+    if size != expected:
         raise RuntimeFailure(
             f"{what} {path}: header says shape {tuple(shape)} ({expected} bytes), "
-            f"but the file has {len(raw)} bytes"
+            f"but the file has {size} bytes"
         )
-    values = np.frombuffer(raw, dtype=dtype, offset=header).reshape(shape)
-    return values.astype(dtype.newbyteorder("="))  # native byte order for numpy and torch
+    return dtype, tuple(int(n) for n in shape), header
 
 
 def write_idx(path: Path, array: np.ndarray, compress: bool = False) -> None:

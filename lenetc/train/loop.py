@@ -36,8 +36,11 @@ from tqdm import tqdm
 from ..artifacts import write_text
 from ..errors import RuntimeFailure
 from ..spec.config import TrainConfig
+from . import distributed
 from .checkpoint import load_checkpoint, restore, save_checkpoint
 from .datasets import Dataset
+from .distributed import Ranks
+from .streaming import loader
 
 
 @dataclass(frozen=True)
@@ -49,6 +52,7 @@ class TrainResult:
     test_loss: float
     seconds: float  # training and validation time, summed over resumed runs
     metrics: tuple[dict[str, Any], ...]
+    rank_weights: tuple[str, ...] = ()  # distributed: sha256 of each rank's final weights
 
 
 class TrainingInterrupted(KeyboardInterrupt):
@@ -94,6 +98,10 @@ class TrainIO:
     log: Callable[[str], None] = print
     progress: bool = False  # a tqdm bar per epoch on stderr
     stop: Callable[[], bool] = _never  # polled after every batch
+    device: str = "cpu"  # where to train (device.py chooses); the weights come back there
+    # distributed.Ranks under torchrun: the batch order is then DistributedSampler's, and the
+    # stop poll, metrics and checkpoints are shared across ranks. None: one process, own order.
+    ranks: Ranks | None = None
 
 
 def make_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
@@ -132,20 +140,32 @@ def loss_fn(name: str, out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
 
 
 def evaluate(
-    model: nn.Module, x: np.ndarray, y: np.ndarray, loss: str, batch_size: int = 512
+    model: nn.Module,
+    x: np.ndarray,
+    y: np.ndarray,
+    loss: str,
+    batch_size: int = 512,
+    device: str | torch.device = "cpu",
+    ranks: Ranks | None = None,
 ) -> tuple[float, float]:
-    """(mean loss, accuracy) in eval mode; NaN for an empty split."""
+    """(mean loss, accuracy) in eval mode; NaN for an empty split. With ranks, each rank takes
+    every world-th sample and the sums are added up across ranks."""
     if len(x) == 0:
         return math.nan, math.nan
     model.eval()
     total, correct = 0.0, 0
+    mine = None if ranks is None else np.arange(ranks.rank, len(x), ranks.world)
+    count = len(x) if mine is None else len(mine)
     with torch.no_grad():
-        for i in range(0, len(x), batch_size):
-            xb = torch.from_numpy(x[i : i + batch_size])
-            yb = torch.from_numpy(y[i : i + batch_size])
+        for i in range(0, count, batch_size):
+            part = slice(i, i + batch_size) if mine is None else mine[i : i + batch_size]
+            xb = torch.from_numpy(np.asarray(x[part])).to(device)
+            yb = torch.from_numpy(y[part]).to(device)
             out = model(xb)
             total += float(loss_fn(loss, out, yb)) * len(xb)
             correct += int((out.argmax(1) == yb).sum())
+    if ranks is not None:
+        total, correct, count = distributed.sum_all([total, correct, count])
     return total / len(x), correct / len(x)
 
 
@@ -167,6 +187,7 @@ class _Loop:
     bad_epochs: int = 0
     best_state: dict[str, torch.Tensor] | None = None
     stopped_early: bool = False
+    rank_rng: list[Any] | None = None  # distributed: every rank's RNG states (dropout)
 
     def state(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -174,9 +195,10 @@ class _Loop:
 
 def identity(model: nn.Module, data: Dataset, cfg: TrainConfig, extra: str = "") -> dict[str, str]:
     """What a checkpoint must agree with, part by part (so a refusal can say which part differs):
-    each train: setting, the model source (`extra`), the parameter shapes and the data itself."""
-    parts = {k: repr(v) for k, v in _flat(dataclasses.asdict(cfg)).items() if k[-1] != "line"}
-    parts = {".".join(k): v for k, v in parts.items()}
+    each train: setting but `workers` (how many processes read batches changes nothing), the
+    model source (`extra`), the parameter shapes and the data itself."""
+    flat = _flat(dataclasses.asdict(cfg)).items()
+    parts = {".".join(k): repr(v) for k, v in flat if k[-1] != "line" and k != ("workers",)}
     parts["model.py sha256"] = extra
     shapes = hashlib.sha256()
     for name, t in model.state_dict().items():
@@ -185,7 +207,8 @@ def identity(model: nn.Module, data: Dataset, cfg: TrainConfig, extra: str = "")
     for split in ("train", "val"):
         h = hashlib.sha256()
         for a in (getattr(data, f"x_{split}"), getattr(data, f"y_{split}")):
-            h.update(np.ascontiguousarray(a).tobytes())
+            streamed = getattr(a, "identity", None)  # a streamed split: its file, rows and stats
+            h.update(streamed().encode() if streamed else np.ascontiguousarray(a).tobytes())
         parts[f"{split} data sha256"] = h.hexdigest()
     return parts
 
@@ -205,48 +228,78 @@ def fit(model: nn.Module, data: Dataset, cfg: TrainConfig, io: TrainIO = TrainIO
     """Train `model` in place per `cfg`; with io.resume, continue from io.checkpoint."""
     # fork_rng: dropout draws from the global RNG; seed it here and give it back afterwards, so
     # the weights depend on the spec's seed alone and the caller's RNG is left as it was.
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(cfg.seed)
+    device = torch.device(io.device)
+    rank = io.ranks.rank if io.ranks is not None else 0
+    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+        torch.manual_seed(cfg.seed + rank)  # each rank its own dropout masks
         return _fit(model, data, cfg, io)
 
 
 def _fit(model: nn.Module, data: Dataset, cfg: TrainConfig, io: TrainIO) -> TrainResult:
+    device, ranks = torch.device(io.device), io.ranks
+    main = ranks is None or ranks.main
+    model.to(device)
     generator = torch.Generator().manual_seed(cfg.seed)
     optimizer = make_optimizer(model, cfg)
     scheduler = make_scheduler(optimizer, cfg)
     objects = dict(model=model, optimizer=optimizer, scheduler=scheduler, generator=generator)
     parts = identity(model, data, cfg, io.fingerprint)
+    if ranks is not None:
+        parts["world size"] = str(ranks.world)  # the order of samples depends on it
     stamp = fingerprint(parts)
     loop = _Loop()
     kept: list[Path] = []  # the checkpoint this run saved or resumed from, once there is one
-    if io.resume and io.checkpoint is not None and io.checkpoint.exists():
-        loop = _Loop(**restore(load_checkpoint(io.checkpoint, stamp, parts), **objects))
-        kept.append(io.checkpoint)
-        io.log(f"resuming from {io.checkpoint}: {_position(loop)}")
-    elif io.resume:
-        io.log(f"no checkpoint at {io.checkpoint}; starting from epoch 1")
+    if io.resume:
+        resumed = _resume(io, stamp, parts, objects, ranks, device)
+        if resumed is not None:
+            loop = resumed
+            kept.append(io.checkpoint)
 
     def save() -> None:
-        if io.checkpoint is not None:
+        """Every rank hands in its RNG states; rank 0 alone writes the file."""
+        loop.rank_rng = distributed.gather(_rng_states(device))
+        if io.checkpoint is not None and main:
             save_checkpoint(
                 io.checkpoint, fingerprint=stamp, identity=parts, loop=loop.state(), **objects
             )
+        if io.checkpoint is not None:
             kept[:] = [io.checkpoint]
 
     def diverged(epoch: int, where: str, loss: float) -> TrainingDiverged:
         bar.close()  # an older build's checkpoint.pt is not this run's: only name our own
         return TrainingDiverged(epoch, where, loss, lr, kept[0] if kept else None)
 
-    x, y = torch.from_numpy(data.x_train), torch.from_numpy(data.y_train)
-    batches = math.ceil(len(x) / cfg.batch_size)
+    def non_finite(value: float) -> bool:
+        """Every rank stops together, or the others would wait for it forever."""
+        bad = not math.isfinite(value)
+        return distributed.any_rank(bad) if ranks is not None else bad
+
+    def stop_requested() -> bool:
+        return distributed.any_rank(io.stop()) if ranks is not None else io.stop()
+
+    trainee = distributed.wrap(model, ranks)
+    per_rank = cfg.batch_size // (ranks.world if ranks is not None else 1)
+    n = len(data.y_train)
     while loop.epoch < cfg.epochs and not loop.stopped_early:
         epoch = loop.epoch + 1
-        if loop.order is None:  # a fresh epoch, not one resumed mid-way
-            loop.order = torch.randperm(len(x), generator=generator)
-        model.train()
+        if ranks is None:
+            if loop.order is None:  # a fresh epoch, not one resumed mid-way
+                loop.order = torch.randperm(n, generator=generator)
+            order = loop.order.numpy()
+            batches = [order[i : i + per_rank] for i in range(0, n, per_rank)]
+        else:
+            batches = distributed.rank_batches(n, ranks, cfg.seed, loop.epoch, per_rank)
+        stream = loader(
+            data.x_train,
+            data.y_train,
+            batches[loop.step :],
+            workers=cfg.workers,
+            pin=device.type == "cuda",
+        )
+        trainee.train()
         lr = optimizer.param_groups[0]["lr"]
         bar = tqdm(
-            total=batches,
+            total=len(batches),
             initial=loop.step,
             desc=f"epoch {epoch}/{cfg.epochs}",
             unit="batch",
@@ -255,19 +308,19 @@ def _fit(model: nn.Module, data: Dataset, cfg: TrainConfig, io: TrainIO) -> Trai
             disable=not io.progress,
         )
         t0 = time.perf_counter()
-        for b in range(loop.step, batches):
-            idx = loop.order[b * cfg.batch_size : (b + 1) * cfg.batch_size]
+        for b, (xb, yb) in enumerate(stream, start=loop.step):
+            xb, yb = xb.to(device, non_blocking=True), yb.to(device, non_blocking=True)
             optimizer.zero_grad(set_to_none=True)
-            out = model(x[idx])
-            loss = loss_fn(cfg.loss, out, y[idx])
-            if not math.isfinite(float(loss.detach())):
-                raise diverged(epoch, f"batch {b + 1} of {batches}", float(loss.detach()))
+            out = trainee(xb)
+            loss = loss_fn(cfg.loss, out, yb)
+            if non_finite(float(loss.detach())):
+                raise diverged(epoch, f"batch {b + 1} of {len(batches)}", float(loss.detach()))
             loss.backward()
             optimizer.step()
             loop.step = b + 1
-            loop.loss_sum += float(loss.detach()) * len(idx)
-            loop.correct += int((out.detach().argmax(1) == y[idx]).sum())
-            loop.seen += len(idx)
+            loop.loss_sum += float(loss.detach()) * len(yb)
+            loop.correct += int((out.detach().argmax(1) == yb).sum())
+            loop.seen += len(yb)
             bar.update(1)
             if io.progress:
                 bar.set_postfix(
@@ -275,22 +328,27 @@ def _fit(model: nn.Module, data: Dataset, cfg: TrainConfig, io: TrainIO) -> Trai
                     acc=f"{loop.correct / loop.seen:.2%}",
                     refresh=False,
                 )
-            if io.stop() and loop.step < batches:
+            if stop_requested() and loop.step < len(batches):
                 bar.close()
                 loop.epoch_seconds += time.perf_counter() - t0
+                loop.loss_sum, loop.correct, loop.seen = _pooled(loop, ranks, keep_on_main=True)
                 save()
+                distributed.barrier()  # no rank leaves before the checkpoint is written
                 raise TrainingInterrupted(epoch, loop.step, io.checkpoint)
         bar.close()
-        val_loss, val_acc = evaluate(model, data.x_val, data.y_val, cfg.loss)
-        if len(data.x_val) and not math.isfinite(val_loss):
+        loss_sum, correct, seen = _pooled(loop, ranks)
+        val_loss, val_acc = evaluate(
+            model, data.x_val, data.y_val, cfg.loss, device=device, ranks=ranks
+        )
+        if len(data.x_val) and not math.isfinite(val_loss):  # pooled: the same on every rank
             raise diverged(epoch, "on the validation split", val_loss)
         if scheduler is not None:
             scheduler.step()
         seconds = loop.epoch_seconds + time.perf_counter() - t0
         record = {
             "epoch": epoch,
-            "train_loss": loop.loss_sum / loop.seen,
-            "train_accuracy": loop.correct / loop.seen,
+            "train_loss": loss_sum / seen,
+            "train_accuracy": correct / seen,
             "val_loss": _finite(val_loss),
             "val_accuracy": _finite(val_acc),
             "lr": lr,
@@ -301,20 +359,32 @@ def _fit(model: nn.Module, data: Dataset, cfg: TrainConfig, io: TrainIO) -> Trai
         loop.epoch, loop.step, loop.order = epoch, 0, None
         loop.loss_sum, loop.correct, loop.seen, loop.epoch_seconds = 0.0, 0, 0, 0.0
         loop.seconds += seconds
-        if io.metrics is not None:
+        if io.metrics is not None and main:
             write_text(io.metrics, "".join(json.dumps(r) + "\n" for r in loop.metrics))
         save()
         io.log(
             f"epoch {epoch:>3}/{cfg.epochs}  train loss {record['train_loss']:.4f}  "
             f"val loss {val_loss:.4f}  val acc {val_acc:.2%}  lr {lr:.3g}  {seconds:.1f} s"
         )
-        if io.stop() and loop.epoch < cfg.epochs and not loop.stopped_early:
+        if stop_requested() and loop.epoch < cfg.epochs and not loop.stopped_early:
+            distributed.barrier()
             raise TrainingInterrupted(loop.epoch + 1, 0, io.checkpoint)
     if cfg.patience is not None and loop.best_state is not None:
         model.load_state_dict(loop.best_state)  # early stopping keeps the best validation epoch
         if loop.stopped_early:
             io.log(f"early stopping after epoch {loop.epoch}: kept epoch {loop.best_epoch}")
-    test_loss, test_acc = evaluate(model, data.x_test, data.y_test, cfg.loss)
+    test_loss, test_acc = evaluate(
+        model, data.x_test, data.y_test, cfg.loss, device=device, ranks=ranks
+    )
+    digests: tuple[str, ...] = ()
+    if ranks is not None:
+        digests = tuple(distributed.gather(distributed.weights_digest(model)))
+        if len(set(digests)) != 1:
+            raise RuntimeFailure(
+                "the ranks ended training with different weights ("
+                + ", ".join(f"rank {r}: {d[:12]}" for r, d in enumerate(digests))
+                + "); this is a bug in the distributed set-up, please report it"
+            )
     return TrainResult(
         loop.epoch,
         loop.best_epoch,
@@ -323,7 +393,56 @@ def _fit(model: nn.Module, data: Dataset, cfg: TrainConfig, io: TrainIO) -> Trai
         test_loss,
         loop.seconds,
         tuple(loop.metrics),
+        digests,
     )
+
+
+def _pooled(loop: _Loop, ranks: Ranks | None, keep_on_main: bool = False) -> tuple:
+    """The epoch's running sums (loss, correct, seen) added up across ranks. keep_on_main: rank
+    0 gets the totals and the others 0, as a checkpoint keeps them, so that pooling again after
+    a resume counts nothing twice."""
+    sums = (loop.loss_sum, loop.correct, loop.seen)
+    if ranks is None:
+        return sums
+    total, correct, seen = distributed.sum_all(list(sums))
+    keep = 0 if keep_on_main and not ranks.main else 1
+    return total * keep, int(correct) * keep, int(seen) * keep
+
+
+def _rng_states(device: torch.device) -> tuple[torch.Tensor, torch.Tensor | None]:
+    cuda = torch.cuda.get_rng_state(device) if device.type == "cuda" else None
+    return torch.get_rng_state(), cuda
+
+
+def _resume(
+    io: TrainIO, stamp: str, parts: dict, objects: dict, ranks: Ranks | None, device
+) -> _Loop | None:
+    """The loop restored from io.checkpoint (rank 0 reads it and hands it to the others)."""
+    state, problem = None, None
+    if ranks is None or ranks.main:
+        if io.checkpoint is not None and io.checkpoint.exists():
+            try:
+                state = load_checkpoint(io.checkpoint, stamp, parts)
+            except RuntimeFailure as exc:
+                problem = str(exc)
+    if ranks is not None:
+        state, problem = distributed.broadcast((state, problem))
+    if problem is not None:
+        raise RuntimeFailure(problem)
+    if state is None:
+        io.log(f"no checkpoint at {io.checkpoint}; starting from epoch 1")
+        return None
+    loop = _Loop(**restore(state, **objects))
+    if loop.rank_rng is not None:
+        rank = ranks.rank if ranks is not None else 0
+        cpu, cuda = loop.rank_rng[rank]
+        torch.set_rng_state(cpu)
+        if cuda is not None and device.type == "cuda":
+            torch.cuda.set_rng_state(cuda, device)
+    if ranks is not None and not ranks.main:
+        loop.loss_sum, loop.correct, loop.seen = 0.0, 0, 0  # rank 0 holds the pooled sums
+    io.log(f"resuming from {io.checkpoint}: {_position(loop)}")
+    return loop
 
 
 def _early_stopping(
