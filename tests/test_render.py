@@ -338,3 +338,16 @@ def test_build_writes_the_rendered_source(lenet_build) -> None:
 def test_readme_section_shows_the_current_lenet5_source() -> None:
     section = (ROOT / "README.md").read_text(encoding="utf-8")
     assert "```python\n" + render_file(ROOT / "specs" / "lenet5.yaml") + "```" in section
+
+
+def test_readme_graph_section_shows_the_current_resnet8_source() -> None:
+    """The README's residual block: its YAML is in specs/resnet8.yaml, its forward in the source."""
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    section = readme[readme.index("### Graphs: residual and branching networks") :]
+    yaml_block = section[section.index("```yaml\n") + 8 :]
+    yaml_block = yaml_block[: yaml_block.index("```")]
+    spec = (ROOT / "specs" / "resnet8.yaml").read_text(encoding="utf-8").splitlines(True)
+    assert yaml_block in "".join(line for line in spec if not line.startswith("  #"))
+    code = section[section.index("```python\n") + 10 :]
+    code = code[: code.index("```")]
+    assert code in render_file(ROOT / "specs" / "resnet8.yaml")

@@ -203,7 +203,7 @@ def test_no_code_runs_from_a_tag(tmp_path: Path):
         ),
         (
             "name: a\ninput: {shape: [4]}\nlayers: [{type: relu}]\nexport: {onnx: {opset: 7}}\n",
-            "opset 7 is outside the supported range",
+            "export.onnx.opset: 7 is outside the supported range",
         ),
     ],
     ids=lambda v: v[:40] if isinstance(v, str) else None,

@@ -304,6 +304,6 @@ def test_schedule_shorthand_and_early_stopping_needs_validation(tmp_path):
     with pytest.raises(SpecError) as exc:
         load_spec(tmp_path / "bad.yaml")
     assert str(exc.value).startswith(
-        f"{tmp_path / 'bad.yaml'}:7: early_stopping watches the validation loss, but "
-        "validation_split is 0"
+        f"{tmp_path / 'bad.yaml'}:7: train.early_stopping: watches the validation loss, but "
+        "train.validation_split is 0"
     )

@@ -149,7 +149,7 @@ def read_train(data: Any, report: Reporter, line: int) -> TrainConfig:
     )
     if cfg.patience is not None and cfg.validation_split == 0:
         s.fail(
-            "early_stopping watches the validation loss, but validation_split is 0",
+            "train.early_stopping: watches the validation loss, but train.validation_split is 0",
             s.line("early_stopping"),
             hint="set validation_split: 0.1, or remove early_stopping",
         )
@@ -183,14 +183,14 @@ def _read_dataset(data: Any, report: Reporter, line: int) -> DatasetConfig:
     for key in needs:
         if getattr(cfg, key) is None:
             s.fail(
-                f"dataset {cfg.name} needs '{key}'",
+                f"train.dataset: {cfg.name} needs '{key}'",
                 s.line(),
                 hint=f"add {key}: <file> (relative to the spec's folder)",
             )
     if cfg.name == "idx" and (cfg.test_images is None) != (cfg.test_labels is None):
-        s.fail("dataset idx needs both test_images and test_labels, or neither", s.line())
+        s.fail("train.dataset: idx needs both test_images and test_labels, or neither", s.line())
     if cfg.name == "npy" and (cfg.x_test is None) != (cfg.y_test is None):
-        s.fail("dataset npy needs both x_test and y_test, or neither", s.line())
+        s.fail("train.dataset: npy needs both x_test and y_test, or neither", s.line())
     return cfg
 
 
@@ -201,7 +201,11 @@ def _read_optimizer(data: Any, report: Reporter, line: int) -> OptimizerConfig:
     if kind != "sgd":
         for key in ("momentum", "nesterov"):
             if s.has(key):
-                s.fail(f"{key} applies to sgd, not {kind}", s.line(key), hint=f"remove {key}")
+                s.fail(
+                    f"train.optimizer.{key}: applies to sgd, not {kind}",
+                    s.line(key),
+                    hint=f"remove {key}",
+                )
     betas = s.get("betas", int_list(number(0.0, 1.0, what="a beta"), 2, 2), d.betas)
     cfg = OptimizerConfig(
         type=kind or d.type,
@@ -212,7 +216,11 @@ def _read_optimizer(data: Any, report: Reporter, line: int) -> OptimizerConfig:
         betas=tuple(betas) if betas else d.betas,
     )
     if cfg.nesterov and cfg.momentum == 0:
-        s.fail("nesterov needs a momentum above 0", s.line("nesterov"), hint="set momentum: 0.9")
+        s.fail(
+            "train.optimizer.nesterov: needs a momentum above 0",
+            s.line("nesterov"),
+            hint="set momentum: 0.9",
+        )
     return cfg
 
 
@@ -253,7 +261,7 @@ def read_export(data: Any, report: Reporter, line: int) -> ExportConfig:
     opset = onnx.get("opset", integer(1, 10_000, "an opset number"), d.opset)
     if opset is not None and not lo <= opset <= hi:
         onnx.fail(
-            f"opset {opset} is outside the supported range {lo} to {hi}",
+            f"export.onnx.opset: {opset} is outside the supported range {lo} to {hi}",
             onnx.line("opset"),
             hint=f"use opset: {DEFAULT_OPSET}",
         )

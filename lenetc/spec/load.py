@@ -23,9 +23,9 @@ from ..errors import SpecError
 from ..layers import REGISTRY
 from .config import ExportConfig, TrainConfig, VerifyConfig, read_export, read_train, read_verify
 from .fields import FieldError, Reporter, Section, describe, integer, nearest, text
+from .graph import INPUT, check_every_output_is_read, read_inputs, splice_blocks
 from .yamlsafe import YList, YMap, line_of, load_yaml
 
-INPUT = "input"  # the name of the graph input, which the first node reads
 _IDENT = re.compile(r"[A-Za-z][A-Za-z0-9_]{0,63}\Z")
 MAX_LAYERS = 1000
 # Attribute names an nn.Module already has (public ones; leading underscores are refused anyway).
@@ -237,14 +237,15 @@ def _read_layers(top: Section, report: Reporter) -> list[Node]:
             line,
         )
         return []
-    raw = _splice_blocks(raw)
+    raw = splice_blocks(raw, MAX_LAYERS)
     if len(raw) > MAX_LAYERS:
         top.fail(f"the spec has {len(raw)} layers; lenetc takes at most {MAX_LAYERS}", line)
         return []
     items = [item for i, entry in enumerate(raw) if (item := _item(top, raw, i, entry))]
     ok = _name_items(items, top)
     nodes: list[Node] = []
-    previous = INPUT
+    order = [(item.name, item.line) for item in items]  # every layer's name and line, in order
+    position = {item.name: i for i, item in enumerate(items)}
     for item in items:
         kind = REGISTRY[item.kind_name]
         s = Section(
@@ -256,7 +257,9 @@ def _read_layers(top: Section, report: Reporter) -> list[Node]:
             layer=f"{item.name} ({item.kind_name})",
         )
         args = {p.name: s.get(p.name, p.parse, p.default) for p in kind.params}
-        inputs = _inputs(item, s, items, previous) if ok else None
+        inputs = (
+            read_inputs(item.kind_name, s, item.name, item.line, order, position) if ok else None
+        )
         if s.ok and ok and inputs is not None:
             nodes.append(
                 Node(
@@ -269,110 +272,9 @@ def _read_layers(top: Section, report: Reporter) -> list[Node]:
                     auto_named=item.given is None,
                 )
             )
-        previous = item.name
     if ok and len(nodes) == len(raw):
-        _check_every_output_is_read(nodes, top)
+        check_every_output_is_read(nodes, report)
     return nodes
-
-
-def _inputs(item: _Item, s: Section, items: list[_Item], previous: str) -> tuple[str, ...] | None:
-    """The names a layer reads: its `inputs:`, each an earlier layer or `input`, or else the
-    layer before it. Records a located problem and returns None when a name does not resolve."""
-    kind = REGISTRY[item.kind_name]
-    lo, hi = kind.arity
-    line = s.line("inputs") if s.has("inputs") else item.line
-    if not s.has("inputs"):
-        if lo > 1:
-            s.fail(
-                f"{item.kind_name} joins {lo} or more layers; name them in inputs",
-                line,
-                hint=f"e.g. inputs: [{previous}, <an earlier layer>]",
-            )
-            return None
-        return (previous,)
-    raw = s.raw("inputs")
-    if not isinstance(raw, YList) or not raw or not all(isinstance(r, str) for r in raw):
-        s.fail(
-            f"inputs: expected a list of layer names, found {describe(raw)}",
-            line,
-            hint="e.g. inputs: [conv1] or inputs: [bn2, relu1]; 'input' is the network's input",
-        )
-        return None
-    if not lo <= len(raw) <= hi:
-        wants = "one input" if hi == 1 else f"{lo} to {hi} inputs"
-        s.fail(
-            f"inputs: {item.kind_name} reads {wants}, found {len(raw)}",
-            line,
-            hint="join several layers with {type: add} or {type: cat}"
-            if hi == 1
-            else "name every layer it joins",
-        )
-        return None
-    index = {other.name: other for other in items}
-    earlier = [INPUT] + [other.name for other in items if other.index < item.index]
-    ok = True
-    for ref in raw:
-        other = index.get(ref)
-        if ref == INPUT or (other is not None and other.index < item.index):
-            continue
-        ok = False
-        if other is item:
-            s.fail(
-                f"inputs: '{ref}' is this layer itself; a layer reads only layers above it",
-                line,
-                hint=f"read the layer before it ({previous})",
-            )
-        elif other is not None:
-            s.fail(
-                f"inputs: '{ref}' is defined later (line {other.line}); layers are listed in the "
-                "order they run, and a layer reads only layers above it",
-                line,
-                hint=f"move this layer below {ref}, or read a layer above it",
-            )
-        else:
-            near = nearest(ref, earlier)
-            s.fail(
-                f"inputs: no layer above this one is named '{ref}'",
-                line,
-                hint=f"did you mean '{near}'?"
-                if near
-                else "layers above it: " + ", ".join(earlier[-8:]),
-            )
-    return tuple(raw) if ok else None
-
-
-def _check_every_output_is_read(nodes: list[Node], top: Section) -> None:
-    """A layer that no later layer reads, other than the last (the output), is a dangling branch:
-    its work is lost, and it almost always means a missing name in some `inputs:`."""
-    read = {name for node in nodes for name in node.inputs}
-    for node in nodes[:-1]:
-        if node.name not in read:
-            top.report.add(
-                f"its output is never used: no later layer reads it, and only the last layer "
-                f"({nodes[-1].name}) is the network's output",
-                node.line,
-                layer=node.label,
-                hint=f"read it in a later layer's inputs (e.g. inputs: [..., {node.name}]), "
-                "or remove it",
-            )
-
-
-def _splice_blocks(raw: YList) -> YList:
-    """A list inside `layers:` is a block of layers (usually a YAML alias, `- *stage`): its
-    layers take its place, in order, with the lines they carry (an alias's: the line of its use)."""
-    out = YList()
-    out.line, out.item_lines = raw.line, []
-
-    def add(items: YList, depth: int) -> None:
-        for i, entry in enumerate(items):
-            if isinstance(entry, YList) and depth < 8 and len(out) <= MAX_LAYERS:
-                add(entry, depth + 1)
-            else:
-                out.append(entry)
-                out.item_lines.append(line_of(items, i))
-
-    add(raw, 0)
-    return out
 
 
 def _item(top: Section, raw: YList, i: int, entry: Any) -> _Item | None:

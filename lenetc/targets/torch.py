@@ -113,8 +113,8 @@ def forward_lines(trace: ShapeTrace, target: str = "torch") -> list[Line]:
         last = n == len(statements) - 1
         operands, save, assigns = values.step(n)
         if save:
-            lines.append(Line((f"{save} = x",), layers=(), assigns=save))
-        head = "return " if last else f"{assigns} = "
+            lines.append(Line((f"{identifier(save)} = x",), layers=(), assigns=save))
+        head = "return " if last else f"{identifier(assigns)} = "
         expr = _expression(layers, trace, views, target, operands)
         comment = derivation_comment([trace.nodes[i] for i in layers])
         lines.append(_line(head, expr, comment, tuple(layers), "" if last else assigns))
