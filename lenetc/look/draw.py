@@ -7,26 +7,16 @@ spec, check and targets only: `lenetc draw` is as fast as `lenetc check` (no tor
 
 from __future__ import annotations
 
-from functools import cache
-
 import jinja2
 
 from ..check.shapes import ShapeTrace
-from ..targets.templates import templates_dir
+from ..targets.templates import environment as template_environment
 from .layout import Figure, layout
 
 
-@cache
 def environment() -> jinja2.Environment:
-    """The look templates: as targets/templates.py's environment, but escaping for HTML/SVG."""
-    return jinja2.Environment(
-        loader=jinja2.FileSystemLoader(str(templates_dir())),
-        undefined=jinja2.StrictUndefined,
-        trim_blocks=True,
-        lstrip_blocks=True,
-        keep_trailing_newline=True,
-        autoescape=True,  # names, labels and messages are user-derived: escape every one
-    )
+    """The look templates: names, labels and messages are user-derived, so escape every one."""
+    return template_environment(autoescape=True)
 
 
 def figure_svg(figure: Figure) -> str:

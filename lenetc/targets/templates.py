@@ -30,14 +30,16 @@ def templates_dir() -> Path:
 
 
 @cache
-def environment() -> jinja2.Environment:
+def environment(autoescape: bool = False) -> jinja2.Environment:
+    """The templates/ environment. Source targets leave values as they are (Python and C, not
+    HTML; every value was checked by values.literal); HTML and SVG pages escape every one."""
     return jinja2.Environment(
         loader=jinja2.FileSystemLoader(str(templates_dir())),
         undefined=jinja2.StrictUndefined,
         trim_blocks=True,
         lstrip_blocks=True,
         keep_trailing_newline=True,
-        autoescape=False,  # Python source, not HTML; values are checked (values.literal)
+        autoescape=autoescape,
     )
 
 
