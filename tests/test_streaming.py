@@ -226,3 +226,27 @@ def test_npy_with_its_own_test_files(tmp_path):
     assert len(d.x_test) == 30 and len(d.x_train) + len(d.x_val) == 200
     raw = np.asarray(d.x_test)[:, 0, 2:14, 2:14] * d.std[0] + d.mean[0]
     np.testing.assert_allclose(raw, x[:30, 0] / 255.0, atol=1e-6)
+
+
+def test_non_finite_streamed_samples_are_refused_naming_file_and_sample(tmp_path):
+    """Streamed data is never whole in memory: training rows are checked as the statistics pass
+    reads them (before training), a separate test file's rows as they are first read."""
+    x, y = images(200)
+    xf = x.astype(np.float32)
+    xf[17, 0, 3, 4] = np.nan
+    np.save(tmp_path / "x.npy", xf)
+    np.save(tmp_path / "y.npy", y)
+    load = lambda cfg: load_dataset(  # noqa: E731
+        cfg, (1, 16, 16), 3, seed=0, validation_split=0.0, base_dir=tmp_path
+    )
+    # the position is the model input's: the 12 x 12 samples are padded by 2 to 16 x 16
+    with pytest.raises(RuntimeFailure, match=r"x.npy: sample 17 holds nan at \[0, 5, 6\]"):
+        load(_npy_cfg(x_test="x.npy", y_test="y.npy"))  # all 200 rows train
+    np.save(tmp_path / "x.npy", x)
+    xt = x[:30].astype(np.float32)
+    xt[5, 0, 0, 0] = np.inf
+    np.save(tmp_path / "xt.npy", xt)
+    np.save(tmp_path / "yt.npy", y[:30])
+    d = load(_npy_cfg(x_test="xt.npy", y_test="yt.npy"))
+    with pytest.raises(RuntimeFailure, match=r"xt.npy: sample 5 holds inf at \[0, 2, 2\]"):
+        np.asarray(d.x_test)

@@ -102,9 +102,10 @@ def load_dataset(
     streamed = [a for a in (raw.x, raw.x_test) if isinstance(a, Mapped)]
     if streamed:  # read batch by batch, never loaded whole
         ident = "|".join(a.identity() for a in streamed)
-        x_train = Rows(read, train, shape, mean, std, ident)
-        x_val = Rows(read, val, shape, mean, std, ident)
-        x_test = Rows(read_test, test, shape, mean, std, ident)
+        test_source = str(cfg.x_test or cfg.test_images or source)
+        x_train = Rows(read, train, shape, mean, std, ident, source)
+        x_val = Rows(read, val, shape, mean, std, ident, source)
+        x_test = Rows(read_test, test, shape, mean, std, ident, test_source)
     else:
         x_train = normalize(read(train), mean, std)
         x_val = normalize(read(val), mean, std)

@@ -107,9 +107,11 @@ class Rows:
         mean: np.ndarray,
         std: np.ndarray,
         identity: str,
+        source: str = "the data",
     ) -> None:
         self.read, self.index, self.sample_shape = read, np.asarray(index), sample_shape
         self.mean, self.std, self._identity = mean, std, identity
+        self.source = source
 
     def __len__(self) -> int:
         return len(self.index)
@@ -130,7 +132,9 @@ class Rows:
         rows = self.index[key]
         if np.ndim(rows) == 0:
             return self[np.asarray([key])][0]
-        return normalize(self.read(rows), self.mean, self.std)
+        x = self.read(rows)
+        _refuse_non_finite(x, rows, self.source)  # validation and test rows are first seen here
+        return normalize(x, self.mean, self.std)
 
     def __array__(self, dtype=None, copy=None) -> np.ndarray:
         out = self[np.arange(len(self))]
