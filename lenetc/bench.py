@@ -48,7 +48,7 @@ class Timing:
 class RuntimeBench:
     runtime: str
     artifact: str
-    status: str = "ok"  # ok | unavailable | failed
+    status: str = "ok"  # ok | unavailable | failed | not timed
     reason: str = ""
     built_with: str = ""
     timings: list[Timing] = field(default_factory=list)
@@ -111,6 +111,14 @@ def _bench_one(
     runtime: Runtime, inputs: dict, threads: int, repeats: int, measure: float, bar
 ) -> RuntimeBench:
     result = RuntimeBench(runtime.name, runtime.artifact)
+    if runtime.runs_cases_at_once:  # Node.js, Chromium, the libtorch program: one process a call
+        result.status = "not timed"
+        result.reason = (
+            "runs in another program started per call, so its time would be that program's "
+            "start-up; time it inside the program that embeds it (examples/)"
+        )
+        bar.update(len(inputs))
+        return result
     why = runtime.unavailable()
     if why is not None:
         result.status, result.reason = "unavailable", why

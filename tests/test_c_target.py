@@ -396,6 +396,8 @@ def test_bench_times_every_runtime_and_writes_bench_json(lenet_build, tmp_path) 
     assert c["status"] == "ok" and "-O3 -march=native" in c["built_with"]
     assert [t["batch"] for t in c["timings"]] == [1, 8] and c["timings"][0]["seconds"] > 0
     assert "cuda" not in json.dumps(list(rows))  # CPU runtimes only
+    node = rows["onnxruntime-node"]  # another program per call: its start-up is no latency
+    assert node["status"] == "not timed" and not node["timings"], node
 
 
 def test_flags_never_include_fast_math() -> None:
