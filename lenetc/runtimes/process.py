@@ -10,6 +10,7 @@ into a RuntimeProblem carrying the program's first line of error.
 
 from __future__ import annotations
 
+import abc
 import contextlib
 import os
 import signal
@@ -128,14 +129,15 @@ def read_outputs(folder: Path, count: int) -> list[list[np.ndarray]]:
     return results
 
 
-class ProgramRuntime:
+class ProgramRuntime(abc.ABC):
     """Mixin for an adapter that runs a program over all cases at once: it gives `command`."""
 
     timeout = 120.0  # seconds for one invocation, however many cases
     runs_cases_at_once = True
 
+    @abc.abstractmethod
     def command(self, cases: Path, model: Path | None) -> tuple[list[str], dict[str, str]]:
-        raise NotImplementedError
+        """The program's argv and extra environment, reading `cases` (and `model` if given)."""
 
     def run_many(self, xs: list[np.ndarray]) -> list[list[np.ndarray]]:
         with case_dir() as folder:
