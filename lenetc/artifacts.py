@@ -50,6 +50,15 @@ class BuildDir:
     manifest = property(lambda self: self.root / "manifest.json")
     report = property(lambda self: self.root / "report.html")  # a view of the above, not hashed
 
+    def require_model(self) -> BuildDir:
+        """The folder holds what the torch module needs (spec, model.py, weights), or exit 1."""
+        for path in (self.spec, self.model_py, self.weights):
+            if not path.is_file():
+                raise RuntimeFailure(
+                    f"{self.root} is not a complete lenetc build folder (no {path.name})"
+                )
+        return self
+
     def create(self) -> BuildDir:
         try:
             self.root.mkdir(parents=True, exist_ok=True)

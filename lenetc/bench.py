@@ -21,7 +21,6 @@ from pathlib import Path
 import numpy as np
 
 from .artifacts import BuildDir
-from .errors import RuntimeFailure
 from .runtimes import plan
 from .runtimes.base import Runtime, RuntimeProblem
 from .spec.load import load_spec
@@ -76,10 +75,7 @@ def bench_build(
     progress: bool = False,
 ) -> BenchReport:
     started = time.perf_counter()
-    out = BuildDir(Path(root))
-    for path in (out.spec, out.model_py, out.weights):
-        if not path.is_file():
-            raise RuntimeFailure(f"{root} is not a complete lenetc build folder (no {path.name})")
+    out = BuildDir(Path(root)).require_model()
     spec = load_spec(out.spec)
     import torch
 

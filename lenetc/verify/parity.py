@@ -51,10 +51,7 @@ def verify_build(
     runtimes: tuple[str, ...] = (),
 ) -> Report:
     started = time.perf_counter()
-    out = BuildDir(Path(root))
-    for path in (out.spec, out.model_py, out.weights):
-        if not path.is_file():
-            raise RuntimeFailure(f"{root} is not a complete lenetc build folder (no {path.name})")
+    out = BuildDir(Path(root)).require_model()
     spec = load_spec(out.spec)
     atol = spec.verify.atol if atol is None else atol
     rtol = spec.verify.rtol if rtol is None else rtol
