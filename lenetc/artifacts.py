@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .errors import RuntimeFailure
+from .errors import RuntimeFailure, library_error
 
 
 @dataclass(frozen=True)
@@ -246,3 +246,29 @@ def module_class_from_source(source: str, class_name: str, origin: Path) -> type
         return getattr(module, class_name)
     except AttributeError:
         raise RuntimeFailure(f"{model_py} has no class {class_name}") from None
+
+
+def load_pt(path: Path, failure: type[Exception] = RuntimeFailure) -> Any:
+    """A .pt file read with torch.load(weights_only=True) onto the CPU: tensors and plain
+    containers only, never a pickle's code. A file torch cannot read raises `failure` with one
+    line naming it (never torch's advice to load it unsafely); a file the system cannot read is
+    a RuntimeFailure."""
+    import torch
+
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except FileNotFoundError:
+        raise failure(f"{path}: missing") from None
+    except OSError as exc:
+        raise RuntimeFailure(f"cannot read {path}: {exc.strerror or exc}") from None
+    except Exception as exc:  # torch raises many types for a foreign or damaged file
+        raise failure(f"{path}: not a torch file lenetc can read ({pt_error(exc)})") from None
+
+
+def pt_error(exc: BaseException) -> str:
+    """Why torch.load failed, in words: empty, cut short, or holding pickled objects."""
+    if isinstance(exc, EOFError):
+        return "it is empty"
+    if "PytorchStreamReader" in str(exc) or "zip archive" in str(exc):
+        return "not a complete torch zip archive: truncated or another kind of file"
+    return library_error(exc)

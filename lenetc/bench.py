@@ -1,9 +1,10 @@
 """After verify: `lenetc bench BUILD_DIR`, the speed of every runtime that can run here.
 
-Takes a build folder; runs every CPU runtime of runtimes.plan (so a runtime added there is timed
-here too) on seeded random inputs: latency at batch 1 and throughput at larger batches, each after
-a warm-up, as the median of repeated timings, on a stated number of threads (torch's, ONNX
-Runtime's; the C target is single-threaded). Each figure is also a ratio to torch eager measured in
+Takes a build folder that passes verify's integrity checks (else exit 4); runs every CPU runtime
+of runtimes.plan (so a runtime added there is timed here too) on seeded random inputs: latency
+at batch 1 and throughput at larger batches, each after a warm-up, as the median of repeated
+timings, on a stated number of threads (torch's, ONNX Runtime's; the C target is
+single-threaded). Each figure is also a ratio to torch eager measured in
 the same run. Returns a BenchReport; `format_table` prints it and `to_json` is bench.json (written
 atomically into the build folder). A runtime that cannot run here is listed with the reason.
 """
@@ -24,6 +25,7 @@ from .artifacts import BuildDir
 from .runtimes import plan
 from .runtimes.base import Runtime, RuntimeProblem
 from .spec.load import load_spec
+from .verify.agreement import check_build
 
 BASELINE = "torch[cpu]"
 BATCHES = (1, 16, 256)
@@ -76,6 +78,7 @@ def bench_build(
 ) -> BenchReport:
     started = time.perf_counter()
     out = BuildDir(Path(root)).require_model()
+    check_build(out.root)  # a tampered folder's speed is no answer (exit 4, as verify)
     spec = load_spec(out.spec)
     import torch
 

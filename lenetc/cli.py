@@ -16,7 +16,7 @@ from pathlib import Path
 import click
 
 from . import __version__
-from .errors import EXIT_RUNTIME, LenetcError
+from .errors import EXIT_RUNTIME, LenetcError, library_error
 from .expected_warnings import library_logs_in_one_line
 
 SPEC = click.Path(path_type=Path, dir_okay=False)
@@ -53,9 +53,7 @@ class Group(click.Group):
         except (click.exceptions.Exit, click.exceptions.Abort, click.ClickException):
             raise
         except Exception as exc:  # a bug in lenetc: say so in one line, not a traceback
-            click.echo(
-                f"error: internal error ({type(exc).__name__}: {exc}); please report it", err=True
-            )
+            click.echo(f"error: internal error ({library_error(exc)}); please report it", err=True)
             ctx.exit(EXIT_RUNTIME)
 
 
@@ -363,10 +361,13 @@ BUILD_DIR = click.Path(path_type=Path, file_okay=False, exists=True)
 @main.command("report")
 @click.argument("build_dir", type=BUILD_DIR)
 def report_cmd(build_dir: Path) -> None:
-    """Rewrite BUILD_DIR/report.html from the folder: drawing, curves, confusion, parity, hashes."""
-    from .look.report import write_report
+    """Rewrite BUILD_DIR/report.html from the folder: drawing, curves, confusion, parity, hashes.
 
-    click.echo(f"wrote {write_report(build_dir)}")
+    The folder's integrity is checked first, as verify does (exit 4, and no page, when it fails).
+    """
+    from .look.report import refresh_report
+
+    click.echo(f"wrote {refresh_report(build_dir)}")
 
 
 @main.command("serve")
@@ -418,16 +419,20 @@ def bench_cmd(build_dir: Path, threads: int, batches, repeats: int, as_json: boo
 
     from .artifacts import write_json
     from .bench import BATCHES, bench_build, format_table, to_json
+    from .lock import folder_lock
+    from .verify.integrity import require_build_folder
 
-    report = bench_build(
-        build_dir,
-        threads=threads,
-        batches=tuple(batches) or BATCHES,
-        repeats=repeats,
-        progress=sys.stderr.isatty(),
-    )
-    data = to_json(report)
-    write_json(build_dir / "bench.json", data)
+    require_build_folder(build_dir)
+    with folder_lock(build_dir, f"lenetc bench {build_dir}"):  # it writes bench.json there
+        report = bench_build(
+            build_dir,
+            threads=threads,
+            batches=tuple(batches) or BATCHES,
+            repeats=repeats,
+            progress=sys.stderr.isatty(),
+        )
+        data = to_json(report)
+        write_json(build_dir / "bench.json", data)
     click.echo(json.dumps(data, indent=2) if as_json else format_table(report))
 
 

@@ -97,3 +97,28 @@ class IntegrityFailure(LenetcError):
         if others:
             text += f" (and {len(self.problems) - 1} more, in {', '.join(others)})"
         super().__init__(text)
+
+
+# torch.load(weights_only=True) refuses a pickled object with a message that first advises
+# re-running with weights_only=False: that would run the file's code. Never pass that on.
+_TORCH_ADVICE = "weights_only` set to `False`"
+_REFUSED_GLOBAL = "Trying to load unsupported GLOBAL "
+
+
+def library_error(exc: BaseException, with_type: bool = True) -> str:
+    """A library's exception as one line ("Type: first line"), with torch's advice to load a
+    pickle unsafely replaced by what the file holds. Every library error lenetc shows goes
+    through here."""
+    text = str(exc).strip()
+    if _TORCH_ADVICE in text or "Weights only load failed" in text:
+        found = next((line for line in text.splitlines() if line.startswith(_REFUSED_GLOBAL)), "")
+        what = found[len(_REFUSED_GLOBAL) :].split(" whose ")[0].strip() if found else ""
+        return (
+            "holds pickled Python objects, not only tensors"
+            + (f" ({what})" if what else "")
+            + ": refused; lenetc loads .pt files with weights_only=True and never runs their code"
+        )
+    lines = text.splitlines()
+    if not with_type:
+        return lines[0] if lines else type(exc).__name__
+    return f"{type(exc).__name__}: {lines[0]}" if lines else type(exc).__name__

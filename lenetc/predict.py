@@ -3,8 +3,9 @@
 Takes BUILD_DIR and .npy / .pgm / .ppm / .pnm files (Netpbm, P2/P3/P5/P6). Everything needed to
 feed the model comes from model.onnx's metadata_props (onnx_meta.py): the sample shape, the
 normalization (mean, std per channel, from the training split) and the class labels, so that
-the ONNX file stands on its own. Runs onnxruntime only: no torch import, no model.py. In a build
-folder, model.onnx must match its manifest.json entry (IntegrityFailure, exit 4).
+the ONNX file stands on its own. Runs onnxruntime only, no model.py. A build folder must first pass
+the integrity checks `lenetc verify` runs (verify/agreement.py, which imports torch to read
+weights.pt; IntegrityFailure, exit 4); a folder holding only model.onnx is taken as it is.
 
 Raw inputs: a .npy holds one sample (C, H, W) or a batch (N, C, H, W) of raw values in the
 dataset's scale (input_range in the metadata; `normalized=True` skips normalization for arrays
@@ -20,14 +21,12 @@ input that drives the model's output to NaN or infinity.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from .errors import IntegrityFailure, RuntimeFailure, UsageError
-from .export.manifest import sha256
+from .errors import RuntimeFailure, UsageError, library_error
 from .export.onnx_meta import ModelInfo, read
 
 NETPBM = {".pgm", ".ppm", ".pnm", ".pbm"}
@@ -72,7 +71,7 @@ def open_model(build_dir: Path):
     onnx_path = Path(build_dir) / "model.onnx"
     if not onnx_path.is_file():
         raise RuntimeFailure(f"{build_dir} has no model.onnx; run `lenetc build` first")
-    _as_built(onnx_path, Path(build_dir) / "manifest.json")
+    _as_built(Path(build_dir))
     try:
         session = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
     except Exception as exc:
@@ -80,22 +79,14 @@ def open_model(build_dir: Path):
     return session, read(session.get_modelmeta().custom_metadata_map, str(onnx_path))
 
 
-def _as_built(onnx_path: Path, manifest: Path) -> None:
-    """In a build folder, model.onnx must be the one its manifest lists (exit 4): an edited
-    normalization would otherwise give wrong answers with exit 0. A lone model.onnx is taken as
-    it is; `lenetc verify` checks the whole folder."""
-    if not manifest.is_file():
-        return
-    try:
-        entry = json.loads(manifest.read_text(encoding="utf-8"))["artifacts"]["model.onnx"]
-        recorded = str(entry["sha256"])
-    except (OSError, ValueError, KeyError, TypeError):
-        raise IntegrityFailure(f"{manifest}: unreadable, or does not list model.onnx") from None
-    if sha256(onnx_path) != recorded:
-        raise IntegrityFailure(
-            f"{onnx_path}: differs from manifest.json (changed since the build); "
-            "lenetc verify says what else changed"
-        )
+def _as_built(build_dir: Path) -> None:
+    """A build folder (it has manifest.json or spec.yaml) must pass the integrity checks verify
+    runs (exit 4): an edited normalization or weight would otherwise give wrong answers with exit
+    0. A folder holding a lone model.onnx is taken as it is."""
+    if (build_dir / "manifest.json").exists() or (build_dir / "spec.yaml").exists():
+        from .verify.agreement import check_build  # torch, for weights.pt: only in a build folder
+
+        check_build(build_dir)
 
 
 def load_input(path: Path, info: ModelInfo, normalized: bool = False) -> np.ndarray:
@@ -259,5 +250,4 @@ def as_json(predictions: list[Prediction], labels: tuple[str, ...], top: int = 1
 
 
 def _first_line(exc: BaseException) -> str:
-    lines = str(exc).strip().splitlines()
-    return lines[0] if lines else type(exc).__name__
+    return library_error(exc, with_type=False)

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..artifacts import BuildDir, atomic_dir
+from ..artifacts import BuildDir, atomic_dir, load_pt
 from ..check.shapes import ShapeTrace
 from ..errors import RuntimeFailure
 from ..targets.c import WEIGHTS_FILE, DatasetInfo, render_c, weight_arrays, weights_header
@@ -32,8 +32,12 @@ def export_c(out: BuildDir, trace: ShapeTrace, data: DatasetInfo | None) -> Path
 
 def c_arrays(trace: ShapeTrace, weights: Path) -> dict:
     """state_dict key -> (torch's shape, the values in the stored order), for every float tensor."""
+    return stored_arrays(trace, load_pt(weights))
+
+
+def stored_arrays(trace: ShapeTrace, state: dict[str, torch.Tensor]) -> dict:
+    """c_arrays for a state_dict in memory (verify compares model_weights.h with weights.pt)."""
     names = weight_arrays(trace)
-    state = torch.load(weights, weights_only=True)
     arrays = {}
     for key, tensor in state.items():
         if not tensor.is_floating_point():

@@ -6,11 +6,13 @@ table with each derivation, training curves, the confusion matrix and the miscla
 images (predicted here with onnxruntime on model.onnx), the parity table, the artifact hashes,
 the commands to embed the model, and the live panel (panel.js.j2, run by `lenetc serve`). All CSS,
 SVG, images and data are inline: the page opens offline and requests nothing from the network.
-A section whose file is missing says so; the page is still written. No torch import.
+A section whose file is missing says so; the page is still written. No torch import, but for
+`refresh_report` (`lenetc report`), which checks the folder's integrity first.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,7 +23,7 @@ from markupsafe import Markup
 
 from ..artifacts import BuildDir, write_text
 from ..check.shapes import ShapeTrace, check
-from ..errors import RuntimeFailure
+from ..errors import IntegrityFailure, RuntimeFailure
 from ..layers.base import fmt_shape
 from ..spec.load import load_spec
 from .charts import confusion, curve_chart, png_gray
@@ -31,6 +33,25 @@ from .layout import size_text
 REPORT = "report.html"
 MAX_MISCLASSIFIED = 32
 STATUSES = ("PASS", "FAIL", "unavailable")  # verify/results.py's (importing it would bring torch)
+
+
+def refresh_report(build_dir: Path) -> Path:
+    """`lenetc report`: under the folder's lock (lock.py), the integrity checks verify runs, then
+    write_report. A folder that fails them (exit 4) loses its old report.html, whose PASS it no
+    longer earns."""
+    from ..lock import folder_lock
+    from ..verify.agreement import check_build  # torch: imported here, write_report needs none
+    from ..verify.integrity import require_build_folder
+
+    out = require_build_folder(Path(build_dir))
+    with folder_lock(out.root, f"lenetc report {build_dir}"):
+        try:
+            check_build(out.root)
+        except IntegrityFailure:
+            with contextlib.suppress(OSError):  # a read-only folder keeps it; the error stands
+                out.report.unlink(missing_ok=True)
+            raise
+        return write_report(out.root)
 
 
 def write_report(build_dir: Path) -> Path:

@@ -16,6 +16,7 @@ import numpy as np
 import torch
 
 from ..artifacts import BuildDir
+from ..errors import library_error
 from ..spec.load import Spec
 
 Observed = list[tuple[str, np.ndarray]]
@@ -82,5 +83,4 @@ class Runtime(abc.ABC):
 
 
 def first_line(exc: BaseException) -> str:
-    lines = str(exc).strip().splitlines()
-    return f"{type(exc).__name__}: {lines[0]}" if lines else type(exc).__name__
+    return library_error(exc)

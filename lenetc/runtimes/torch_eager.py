@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from ..artifacts import load_module_class
+from ..artifacts import load_module_class, load_pt
 from .registry import RuntimeKind, register
 from .torch_family import TorchRuntime
 
@@ -18,7 +18,7 @@ class TorchEager(TorchRuntime):
     def load(self) -> None:
         super().load()
         model = load_module_class(self.out.model_py, self.spec.class_name)()
-        model.load_state_dict(torch.load(self.out.weights, weights_only=True))
+        model.load_state_dict(load_pt(self.out.weights))
         self.module = model.eval().to(self.device)
 
     def _graph_module(self):

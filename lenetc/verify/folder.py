@@ -3,10 +3,10 @@
 Takes the build folder, tolerances and the required devices; returns the parity Report and notes
 for the user. In order: the folder must be a build folder (else exit 1, naming the build folders
 inside it); take its lock (lock.py: a build or verify already in it refuses this one); remove the
-temporaries an interrupted run left; check integrity (integrity.py; exit 4 before any parity is
-run); run parity (parity.py), write verify.json and refresh its entry in manifest.json, so an
-intact folder stays consistent. A read-only folder is checked and proven all the same; only
-verify.json and the manifest are left as they were, and a note says so.
+temporaries an interrupted run left; check integrity (integrity.py, then agreement.py: exit 4
+before any parity is run); run parity (parity.py), write verify.json and refresh its entry in
+manifest.json, so an intact folder stays consistent. A read-only folder is checked and proven
+all the same; only verify.json and the manifest are left as they were, and a note says so.
 """
 
 from __future__ import annotations
@@ -17,7 +17,8 @@ from pathlib import Path
 from ..artifacts import remove_leftovers
 from ..export.manifest import update_entries
 from ..lock import folder_lock
-from .integrity import check_integrity, require_build_folder
+from .agreement import check_build
+from .integrity import require_build_folder
 from .parity import verify_build
 from .results import Report
 
@@ -37,7 +38,7 @@ def verify_folder(
             removed = remove_leftovers(out.root)
             if removed:
                 notes.append(f"removed what an interrupted run left: {', '.join(removed)}")
-        check_integrity(out.root)
+        check_build(out.root)
         report = verify_build(
             out.root, atol=atol, rtol=rtol, require=require, runtimes=runtimes, write=writable
         )

@@ -28,7 +28,7 @@ from pathlib import Path, PurePosixPath
 
 from ..artifacts import BuildDir, build_folders_in
 from ..check.shapes import check
-from ..errors import IntegrityFailure, LenetcError, RuntimeFailure
+from ..errors import IntegrityFailure, LenetcError, RuntimeFailure, library_error
 from ..export import onnx_meta
 from ..export.manifest import digest, serialized, sha256
 from ..spec.load import Spec, load_spec
@@ -45,6 +45,7 @@ REQUIRED = (
     "heldout.npz",
     "metrics.jsonl",
     "train.json",
+    "checkpoint.pt",
     "verify.json",
     "io.npz",
     "test_data_set_0/input_0.pb",
@@ -323,5 +324,4 @@ def _clip(value: str, limit: int = 60) -> str:
 
 
 def _first_line(exc: BaseException) -> str:
-    lines = str(exc).strip().splitlines()
-    return lines[0] if lines else type(exc).__name__
+    return library_error(exc, with_type=False)
