@@ -48,6 +48,7 @@ class BuildDir:
     verify_json = property(lambda self: self.root / "verify.json")
     train_json = property(lambda self: self.root / "train.json")
     manifest = property(lambda self: self.root / "manifest.json")
+    signature = property(lambda self: self.root / "manifest.sig")  # build --sign; not hashed
     report = property(lambda self: self.root / "report.html")  # a view of the above, not hashed
 
     def require_model(self) -> BuildDir:

@@ -56,6 +56,7 @@ class BuildOptions:
     require: tuple[str, ...] = ()  # these must run here (--require)
     memory_budget: int | None = None  # bytes; None: a share of this machine's memory
     device: str | None = None  # --device: overrides train.device (auto | cpu | cuda)
+    sign: Path | None = None  # --sign: an ed25519 private key; signs manifest.json (manifest.sig)
 
 
 @dataclass(frozen=True)
@@ -94,6 +95,10 @@ def build(spec_path: Path, opts: BuildOptions = BuildOptions(), log=print) -> Bu
     check_batch(spec.train.batch_size, ranks, spec.path)
     budget = default_budget() if opts.memory_budget is None else user_budget(opts.memory_budget)
     require(trace, spec.train, spec.verify, budget)  # before anything is allocated
+    if opts.sign is not None and main:  # a key that cannot sign fails now, not after training
+        from .verify.signature import load_private_key
+
+        load_private_key(opts.sign)
     out = BuildDir(opts.out / spec.name)
     if not main:  # rank 0 alone locks and writes the folder; the others only train
         return _build(spec_path, spec, trace, out, opts, say, ranks)
@@ -109,7 +114,7 @@ def _build(spec_path: Path, spec: Spec, trace, out: BuildDir, opts: BuildOptions
         removed = remove_leftovers(out.root)
         if removed:
             say(f"removed what an interrupted run left: {', '.join(removed)}")
-        for finished in (out.manifest, out.verify_json):  # written last: until then, unfinished
+        for finished in (out.manifest, out.signature, out.verify_json):  # written last
             finished.unlink(missing_ok=True)
         write_bytes(out.spec, Path(spec_path).read_bytes())
         write_text(out.model_py, source)
@@ -185,6 +190,10 @@ def _build(spec_path: Path, spec: Spec, trace, out: BuildDir, opts: BuildOptions
     report = verify_build(out.root, require=opts.require, runtimes=opts.runtimes)
     say(format_table(report))
     write_manifest(out)  # it hashes everything above, verify.json included
+    if opts.sign is not None:
+        from .verify.signature import sign_folder
+
+        say(f"signed {out.manifest} with {opts.sign}: {sign_folder(out, opts.sign)}")
     from .look.report import write_report  # a view of the folder, outside the manifest
 
     write_report(out.root)  # the CLI names it last

@@ -198,6 +198,12 @@ def draw_cmd(spec: Path, output: Path | None) -> None:
     help="Override train.device (auto: CUDA when torch can use it).",
 )
 @click.option(
+    "--sign",
+    metavar="KEYFILE",
+    type=click.Path(path_type=Path, dir_okay=False, exists=True),
+    help="Sign manifest.json with this ed25519 private key (manifest.sig; lenetc keygen).",
+)
+@click.option(
     "--nproc-per-node",
     type=click.IntRange(1, 1024),
     help="Train on N processes with DDP: starts torch's elastic launcher (torchrun) on this node.",
@@ -217,6 +223,7 @@ def build_cmd(
     require: tuple[str, ...],
     memory_budget: str | None,
     device,
+    sign,
     nproc_per_node,
 ) -> None:
     """Check, render, train, export and verify: the whole pipeline.
@@ -252,6 +259,7 @@ def build_cmd(
         require=tuple(require),
         memory_budget=budget,
         device=device,
+        sign=sign,
     )
     try:
         result = build(spec, opts, log=echo)
@@ -296,13 +304,27 @@ def _rerun_args(ctx: click.Context, skip: str) -> list[str]:
 @RUNTIME_OPTION
 @REQUIRE_OPTION
 @click.option("--json", "as_json", is_flag=True, help="Print verify.json's object, not the table.")
+@click.option(
+    "--key",
+    metavar="PUBKEY",
+    type=click.Path(path_type=Path, dir_okay=False, exists=True),
+    help="Require manifest.sig, signed by this ed25519 public key (build --sign).",
+)
 def verify_cmd(
-    build_dir: Path, atol, rtol, runtime: tuple[str, ...], require: tuple[str, ...], as_json: bool
+    build_dir: Path,
+    atol,
+    rtol,
+    runtime: tuple[str, ...],
+    require: tuple[str, ...],
+    as_json: bool,
+    key: Path | None,
 ) -> None:
     """Prove the exported artifacts compute what the torch module computes.
 
     First the folder's integrity: every file against manifest.json, spec.yaml against model.py and
-    model.onnx, the ONNX metadata against the spec and train.json (exit 4 when any differs).
+    model.onnx, the ONNX metadata against the spec and train.json, every artifact's parameters
+    against weights.pt bit for bit, io.npz, checkpoint.pt and metrics.jsonl against what they
+    record (exit 4 when any differs); with --key, manifest.sig too.
     """
     import json
 
@@ -311,13 +333,24 @@ def verify_cmd(
     from .verify.table import format_table, to_json
 
     report, notes = verify_folder(
-        build_dir, atol=atol, rtol=rtol, require=tuple(require), runtimes=tuple(runtime)
+        build_dir, atol=atol, rtol=rtol, require=tuple(require), runtimes=tuple(runtime), key=key
     )
     echo(json.dumps(to_json(report), indent=2) if as_json else format_table(report))
     for note in notes:
         echo(f"note: {note}", err=True)
     if not report.passed:
         raise ParityFailure("parity check failed: " + "\n".join(report.failures()))
+
+
+@main.command("keygen")
+@click.argument("keyfile", type=click.Path(path_type=Path, dir_okay=False))
+def keygen_cmd(keyfile: Path) -> None:
+    """Write a new ed25519 key pair: KEYFILE (private, 0600) and KEYFILE.pub, for build --sign
+    and verify --key. Needs the sign extra: pip install 'lenetc[sign]'."""
+    from .verify.signature import keygen
+
+    private, public = keygen(keyfile)
+    click.echo(f"wrote {private} (private: keep it secret) and {public} (give it to verifiers)")
 
 
 @main.command("predict")

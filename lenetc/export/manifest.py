@@ -43,13 +43,14 @@ def sha256(path: Path) -> str:
 
 
 def artifact_files(out: BuildDir) -> list[Path]:
-    """Every file under the build folder, sorted, but the manifest, the report (rewritten from the
-    others by `lenetc report`) and hidden temporaries."""
+    """Every file under the build folder, sorted, but the manifest, its signature (which signs
+    the manifest), the report (rewritten from the others by `lenetc report`) and hidden
+    temporaries."""
     return sorted(
         p
         for p in out.root.rglob("*")
         if p.is_file()
-        and p not in (out.manifest, out.report)
+        and p not in (out.manifest, out.signature, out.report)
         and not any(part.startswith(".") for part in p.relative_to(out.root).parts)
     )
 

@@ -52,10 +52,14 @@ FOLD_ULPS = 8  # w * gamma / sqrt(var + eps): four float32 roundings, twice over
 OUTPUT_ULPS = 32  # golden outputs, in ulps of the largest |output| (LeNet-5's own: 1.5)
 
 
-def check_build(root: Path) -> dict:
-    """integrity.py's checks, then these: the folder is the build it claims to be. Returns the
-    manifest."""
+def check_build(root: Path, key: Path | None = None) -> dict:
+    """integrity.py's checks, the signature by `key` (a public key file) when given, then these:
+    the folder is the build it claims to be. Returns the manifest."""
     manifest = check_integrity(root)
+    if key is not None:
+        from .signature import check_signature
+
+        check_signature(BuildDir(Path(root)), manifest, key)
     problems = check_agreement(BuildDir(Path(root)), manifest)
     if problems:
         raise IntegrityFailure(problems)
@@ -76,8 +80,8 @@ def check_agreement(out: BuildDir, manifest: dict) -> list[str]:
     problems += _torch_artifact(out.pt2, state, _program)
     if f"{out.c_dir.name}/{WEIGHTS_FILE}" in listed:
         problems += _c_weights(out, trace, state)
+    problems += _training(out, state, train)  # before io.npz, whose random rows use its seed
     problems += _golden(out, spec, trace, model, train)
-    problems += _training(out, state, train)
     return problems
 
 
@@ -289,8 +293,11 @@ def _golden(
                 f"{np.dtype(dtype)} {shape}"
             ]
     problems = []
-    with np.load(out.heldout, allow_pickle=False) as held:
-        hx, hy = held["x"][:n_real], held["y"][:n_real]
+    try:
+        with np.load(out.heldout, allow_pickle=False) as held:
+            hx, hy = held["x"][:n_real], held["y"][:n_real]
+    except Exception as exc:  # not a zip, no x or y, an object array
+        return [f"{out.heldout}: not the .npz lenetc writes ({library_error(exc)})"]
     if not (_same(x[:n_real], hx.astype(np.float32)) and np.array_equal(label[:n_real], hy)):
         problems.append(f"{out.io_npz}: its first {n_real} rows are not heldout.npz's samples")
     rng = np.random.default_rng(int(train["seed"]) + RANDOM_SEED_OFFSET)

@@ -3,10 +3,11 @@
 Takes the build folder, tolerances and the required devices; returns the parity Report and notes
 for the user. In order: the folder must be a build folder (else exit 1, naming the build folders
 inside it); take its lock (lock.py: a build or verify already in it refuses this one); remove the
-temporaries an interrupted run left; check integrity (integrity.py, then agreement.py: exit 4
-before any parity is run); run parity (parity.py), write verify.json and refresh its entry in
-manifest.json, so an intact folder stays consistent. A read-only folder is checked and proven
-all the same; only verify.json and the manifest are left as they were, and a note says so.
+temporaries an interrupted run left; check integrity (integrity.py, with a key signature.py, then
+agreement.py: exit 4 before any parity is run); run parity (parity.py), write verify.json and
+refresh its entry in manifest.json, so an intact folder stays consistent. A read-only folder is
+checked and proven all the same; only verify.json and the manifest are left as they were, and a
+note says so.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ def verify_folder(
     rtol: float | None = None,
     require: tuple[str, ...] = (),
     runtimes: tuple[str, ...] = (),
+    key: Path | None = None,
 ) -> tuple[Report, list[str]]:
     out = require_build_folder(Path(root))
     notes = []
@@ -38,7 +40,7 @@ def verify_folder(
             removed = remove_leftovers(out.root)
             if removed:
                 notes.append(f"removed what an interrupted run left: {', '.join(removed)}")
-        check_build(out.root)
+        check_build(out.root, key)
         report = verify_build(
             out.root, atol=atol, rtol=rtol, require=require, runtimes=runtimes, write=writable
         )
