@@ -5,17 +5,16 @@ every file the manifest lists (and the manifest) deleted, emptied, truncated, a 
 ONNX metadata key edited; spec.yaml edited. Each case must end in its documented exit code with
 one `error:` line naming the file: never 0, never "internal error", never a traceback. "Resealed"
 cases rewrite manifest.json after the damage (a forger who recomputes the hashes): the checks
-between the files (spec hash, model.py re-rendered, metadata against the spec and train.json) and
-parity must still refuse. Then: the folder lock, interrupted runs' leftovers, read-only folders,
-and the other mistakes the issue lists (predict's inputs, render -o, a closed stdout, non-finite
-data and losses, resume).
+between the files (spec hash, model.py re-rendered, metadata against the spec and train.json,
+every artifact against weights.pt: tests/test_forgery.py) must still refuse. Then: the folder
+lock, interrupted runs' leftovers, read-only folders, and the other mistakes the issue lists
+(predict's inputs, render -o, a closed stdout, non-finite data and losses, resume).
 """
 
 from __future__ import annotations
 
 import json
 import os
-import re
 import shlex
 import shutil
 import signal
@@ -195,10 +194,7 @@ def test_predict_refuses_a_model_onnx_its_manifest_does_not_list(copy, tmp_path)
     assert invoke("predict", copy.root, tmp_path / "one.npy").exit_code == 0
     _set_metadata(copy.onnx, lambda p: p.update(normalization_mean="[0.905]"))
     line = one_error_line(invoke("predict", copy.root, tmp_path / "one.npy"), EXIT_INTEGRITY)
-    assert line == (
-        f"error: {copy.onnx}: differs from manifest.json (changed since the build); "
-        "lenetc verify says what else changed"
-    )
+    assert line.startswith(f"error: {copy.onnx}: ") and "changed since the build" in line
 
 
 def test_model_py_edited_and_resealed_exits_4_naming_the_line(copy):
@@ -213,9 +209,9 @@ def test_model_py_edited_and_resealed_exits_4_naming_the_line(copy):
 BROKEN_AND_RESEALED = {  # what a broken file gives once its hash is in the manifest
     "model.onnx": (EXIT_INTEGRITY, "model.onnx"),
     "train.json": (EXIT_INTEGRITY, "train.json"),
-    "weights.pt": (EXIT_RUNTIME, "weights.pt"),
-    "heldout.npz": (EXIT_RUNTIME, "heldout.npz"),
-    "model.torchscript.pt": (EXIT_PARITY, "(model.torchscript.pt): torch.jit.load failed"),
+    "weights.pt": (EXIT_INTEGRITY, "weights.pt"),
+    "heldout.npz": (EXIT_INTEGRITY, "heldout.npz"),
+    "model.torchscript.pt": (EXIT_INTEGRITY, "model.torchscript.pt: cannot be loaded"),
 }
 
 
@@ -224,7 +220,7 @@ def test_a_broken_file_resealed_is_never_0_nor_internal_error(copy, name):
     code, shown = BROKEN_AND_RESEALED[name]
     path = copy.root / name
     original = path.read_bytes()
-    for fault in (truncate,) if code == EXIT_PARITY else (empty, truncate):  # parity is slow
+    for fault in (empty, truncate):
         fault(path)
         write_manifest(copy)
         one_error_line(invoke("verify", copy.root), code, shown)
@@ -232,7 +228,7 @@ def test_a_broken_file_resealed_is_never_0_nor_internal_error(copy, name):
 
 
 @pytest.mark.slow
-def test_a_truncated_pt2_resealed_fails_parity_without_torchs_logged_traceback(copy):
+def test_a_truncated_pt2_resealed_exits_4_without_torchs_logged_traceback(copy):
     """torch.export.load logs a 12-line traceback before it raises; the user sees one line."""
     truncate(copy.pt2)
     write_manifest(copy)
@@ -242,12 +238,12 @@ def test_a_truncated_pt2_resealed_fails_parity_without_torchs_logged_traceback(c
         text=True,
         timeout=600,
     )
-    assert proc.returncode == EXIT_PARITY, proc.stderr
+    assert proc.returncode == EXIT_INTEGRITY, proc.stderr
     assert proc.stderr.strip().splitlines() == [
-        "error: parity check failed: torch.export[cpu] (model.pt2): torch.export.load failed: "
-        "BadZipFile: File is not a zip file"
+        f"error: {copy.pt2}: cannot be loaded to compare with weights.pt "
+        "(BadZipFile: File is not a zip file)"
     ]
-    assert re.search(r"torch\.export\[cpu\] +model\.pt2", proc.stdout), proc.stdout
+    assert proc.stdout == "", "no parity table for a tampered folder"
 
 
 def test_unfinished_and_non_build_folders_exit_1_naming_the_file(copy, tmp_path):

@@ -16,7 +16,7 @@ from onnx import numpy_helper
 
 from lenetc.artifacts import BuildDir
 from lenetc.cli import main
-from lenetc.errors import EXIT_PARITY
+from lenetc.errors import EXIT_INTEGRITY, EXIT_PARITY
 from lenetc.export.manifest import write_manifest
 from lenetc.spec.load import load_spec
 from lenetc.verify.parity import make_cases, reference_model, verify_build
@@ -128,19 +128,19 @@ def _nudge_onnx(build: BuildDir, name: str, index, delta: float) -> None:
 
 def test_a_nudged_onnx_weight_fails_naming_onnx_and_conv2_line_11(build, sensitive_conv2):
     _nudge_onnx(build, "conv2.weight", sensitive_conv2, 1e-3)
-    write_manifest(build)  # resealed: intact as far as its manifest goes; only parity can tell
+    write_manifest(build)  # resealed: the manifest cannot tell, the exact parameter check can
     result = CliRunner().invoke(main, ["verify", str(build.root), *ONLY_CORE])
-    assert result.exit_code == EXIT_PARITY, result.output
-    first = result.output.splitlines()[0]
-    assert "verify: FAIL" in result.output
-    error = result.output[result.output.index("error: parity check failed: ") :]
-    assert "onnxruntime[cpu] (model.onnx): output logits max |ref - out| = " in error
+    assert result.exit_code == EXIT_INTEGRITY, result.output
+    assert "model.onnx: parameter conv2.weight is not weights.pt's" in result.stderr
+    report = verify_build(build.root, runtimes=CORE)  # parity alone still localizes it
+    assert not report.passed
+    error = "\n".join(report.failures())
+    assert error.startswith("onnxruntime[cpu] (model.onnx): output logits max |ref - out| = ")
     assert "first diverging layer: conv2 (conv2d)" in error and "spec.yaml:11" in error
     assert (
         f"parameter conv2.weight differs from weights.pt: max |Δ| 1.00e-03 at "
         f"{list(sensitive_conv2)}" in error
     )
-    assert first.startswith("parity of ")
     rows = _runtimes(json.loads(build.verify_json.read_text()))
     for name in ("onnxruntime[cpu]", "onnx.reference"):
         row = rows[name]
