@@ -21,7 +21,9 @@ import onnxruntime as ort
 import pytest
 from click.testing import CliRunner
 
+from lenetc.artifacts import BuildDir
 from lenetc.cli import main
+from lenetc.export.manifest import write_manifest
 from lenetc.look.report import render_report
 from lenetc.look.serve import serve_in_thread, url
 
@@ -82,6 +84,7 @@ def test_lenetc_report_rewrites_it_and_escapes_what_users_wrote(lenet_build, tmp
     verify["runtimes"][-1]["outputs"] = []
     verify["runtimes"][-1]["reason"] = "<script>alert(1)</script> & co"
     (folder / "verify.json").write_text(json.dumps(verify))
+    write_manifest(BuildDir(folder))  # verify.json is a report: re-sealed, the folder is intact
     (folder / "report.html").unlink()
     result = CliRunner().invoke(main, ["report", str(folder)])
     assert result.exit_code == 0 and result.output == f"wrote {folder / 'report.html'}\n"
@@ -93,7 +96,7 @@ def test_lenetc_report_rewrites_it_and_escapes_what_users_wrote(lenet_build, tmp
 def test_a_folder_without_a_build_is_one_line_exit_1(tmp_path):
     result = CliRunner().invoke(main, ["report", str(tmp_path)])
     assert result.exit_code == 1
-    expected = f"error: {tmp_path} has no spec.yaml; is it a lenetc build folder?"
+    expected = f"error: {tmp_path} is not a lenetc build folder (no spec.yaml, no manifest.json)"
     assert result.output.strip() == expected
 
 
