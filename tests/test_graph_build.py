@@ -80,3 +80,28 @@ def test_a_nudged_shortcut_weight_in_torchscript_is_found_layer_by_layer(graph_b
     assert (ts.divergence.layer, ts.divergence.line) == ("short", SHORT_LINE)
     assert ts.divergence.method == "layer by layer"
     assert "submodule short" in ts.divergence.detail
+
+
+def test_a_folded_batch_norm_is_checked_as_its_fold_and_a_resealed_nudge_exits_4(
+    graph_build, tmp_path
+):
+    """The ONNX exporter folds bn1 into conv2: integrity checks conv2's initializers as that
+    fold of weights.pt's values (verify/agreement.py), so an honest build passes and a nudged
+    batch-norm scale, re-sealed, is refused (exit 4) naming both layers."""
+    from click.testing import CliRunner
+
+    from lenetc.cli import main
+    from lenetc.export.manifest import write_manifest
+    from lenetc.verify.agreement import check_build
+
+    names = {t.name for t in onnx.load(str(graph_build.onnx)).graph.initializer}
+    assert "bn1.weight" not in names and "conv2.weight" in names, "bn1 is no longer folded"
+    check_build(graph_build.root)
+    out = _copy(graph_build, tmp_path)
+    state = torch.load(out.weights, weights_only=True)
+    state["bn1.weight"][0] += 1e-3
+    torch.save(state, out.weights)
+    write_manifest(out)
+    result = CliRunner().invoke(main, ["verify", str(out.root)])
+    assert result.exit_code == 4, result.output
+    assert "conv2.weight is not weights.pt's conv2 with bn1 folded in" in result.stderr
