@@ -108,12 +108,23 @@ def test_train_json_seed_edited_and_resealed_exits_4(copy):
     assert "seed is 1, but checkpoint.pt's run recorded 0" in line
 
 
-def test_train_json_epochs_and_metrics_edited_and_resealed_exit_4(copy):
+TRAIN_EDITS = {
+    "epochs 3": lambda t: t.update(epochs=3),
+    "epochs '2'": lambda t: t.update(epochs="2"),
+    "seed 'x'": lambda t: t.update(seed="x"),
+    "no samples": lambda t: t.pop("samples"),
+    "stopped early": lambda t: t.update(stopped_early=True),
+    "train_seconds": lambda t: t.update(train_seconds=1.0),
+}
+
+
+@pytest.mark.parametrize("edit", TRAIN_EDITS)
+def test_train_json_fields_edited_and_resealed_exit_4(copy, edit):
     train = json.loads(copy.train_json.read_text())
-    train["epochs"] = 3
+    TRAIN_EDITS[edit](train)
     copy.train_json.write_text(json.dumps(train, indent=2))
     write_manifest(copy)
-    refused(invoke("verify", copy.root), "train.json", "epochs 3")
+    refused(invoke("verify", copy.root), "train.json")
 
 
 def test_metrics_edited_and_resealed_exits_4(copy):

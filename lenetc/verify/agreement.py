@@ -278,7 +278,11 @@ def _golden(
     if sorted(arrays) != ["input", "label", "output"]:
         return [f"{out.io_npz}: holds {sorted(arrays)}, export writes input, output and label"]
     x, y, label = arrays["input"], arrays["output"], arrays["label"]
-    n_real = min(N_REAL, int(train["samples"]["test"]))
+    try:
+        n_test, seed = int(train["samples"]["test"]), int(train["seed"])
+    except (KeyError, TypeError, ValueError):
+        return [f"{out.train_json}: has no number of test samples or no seed (samples.test, seed)"]
+    n_real = min(N_REAL, n_test)
     n = n_real + N_RANDOM if spec.export.dynamic_batch else min(n_real + N_RANDOM, STATIC_BATCH)
     n_real = min(n_real, n)
     shapes = {
@@ -300,7 +304,7 @@ def _golden(
         return [f"{out.heldout}: not the .npz lenetc writes ({library_error(exc)})"]
     if not (_same(x[:n_real], hx.astype(np.float32)) and np.array_equal(label[:n_real], hy)):
         problems.append(f"{out.io_npz}: its first {n_real} rows are not heldout.npz's samples")
-    rng = np.random.default_rng(int(train["seed"]) + RANDOM_SEED_OFFSET)
+    rng = np.random.default_rng(seed + RANDOM_SEED_OFFSET)
     noise = rng.standard_normal((N_RANDOM, *spec.input_shape)).astype(np.float32)[: n - n_real]
     if not (_same(x[n_real:], noise) and (label[n_real:] == -1).all()):
         problems.append(f"{out.io_npz}: its random rows are not those of seed {train['seed']} + 1")
