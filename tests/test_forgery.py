@@ -312,3 +312,40 @@ def test_keygen_never_overwrites_and_a_bad_key_fails_the_build_before_training(t
     result = invoke("build", spec, "-o", tmp_path / "b", "--sign", key)
     assert result.exit_code == 2 and "not an unencrypted PEM private key" in result.stderr
     assert not (tmp_path / "b").exists(), "refused before anything was written"
+
+
+def _with_member(pt2: Path, suffix: str, data: bytes) -> None:
+    """Rewrite the .pt2 archive with the member ending in `suffix` replaced by `data`."""
+    import io
+    import zipfile
+
+    members = []
+    with zipfile.ZipFile(pt2) as archive:
+        for info in archive.infolist():
+            body = data if info.filename.endswith(suffix) else archive.read(info)
+            members.append((info.filename, body))
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_STORED) as archive:
+        for name, body in members:
+            archive.writestr(name, body)
+    pt2.write_bytes(buffer.getvalue())
+
+
+def test_a_pt2_whose_sample_inputs_are_a_pickle_is_refused_before_torch_loads_it(copy, tmp_path):
+    """torch.export.load retries an embedded .pt with weights_only=False: this file would run
+    its code in verify's parity stage. It is refused, by integrity and by the runtime alike."""
+    import io
+
+    from lenetc.verify.parity import verify_build
+
+    marker = tmp_path / "ran"
+    pickled = io.BytesIO()
+    torch.save(_Evil(marker), pickled)
+    _with_member(copy.pt2, "sample_inputs/model.pt", pickled.getvalue())
+    write_manifest(copy)
+    line = refused(invoke("verify", copy.root), "model.pt2", "sample_inputs/model.pt")
+    assert "refused, never loaded" in line
+    report = verify_build(copy.root, runtimes=("torch.export",), write=False)
+    (row,) = [r for r in report.runtimes if r.runtime == "torch.export[cpu]"]
+    assert row.status == "FAIL" and "refused before torch.export.load" in row.reason
+    assert not marker.exists(), "a pickle's code ran"

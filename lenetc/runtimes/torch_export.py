@@ -1,4 +1,5 @@
-"""Runtime torch.export[cpu|cuda]: the torch.export program (model.pt2), run unlifted."""
+"""Runtime torch.export[cpu|cuda]: the torch.export program (model.pt2), run unlifted; loaded only
+once export/pt2_check.py finds nothing in it that torch.export.load would unpickle unsafely."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import numpy as np
 import torch
 
 from ..expected_warnings import TORCH_EXPORT_LOAD_LOG, expected_log
+from ..export.pt2_check import pt2_problem
 from .base import RuntimeProblem, first_line
 from .registry import RuntimeKind, register
 from .torch_family import TorchRuntime
@@ -19,6 +21,9 @@ class TorchProgram(TorchRuntime):
 
     def load(self) -> None:
         super().load()
+        why = pt2_problem(self.out.pt2)  # torch.export.load unpickles unsafely: check first
+        if why is not None:
+            raise RuntimeProblem(f"model.pt2 refused before torch.export.load: {why}")
         try:
             with expected_log(TORCH_EXPORT_LOAD_LOG):  # the error is raised and reported too
                 self.program = torch.export.load(str(self.out.pt2))

@@ -5,7 +5,8 @@ Takes a build folder that integrity.py has passed (spec.yaml renders to model.py
 model.py runs lenetc's own code); returns nothing, or raises IntegrityFailure (exit 4) listing
 every problem, each naming its file first, when:
 - weights.pt is not a state_dict of tensors that model.py loads (read with weights_only=True: a
-  pickled object is refused, never run);
+  pickled object is refused, never run); model.pt2 holds anything torch.export.load would unpickle
+  (export/pt2_check.py: refused before it is loaded);
 - a parameter of model.onnx (its initializers), model.torchscript.pt, model.pt2 or
   c/model_weights.h is not bit for bit weights.pt's float32 value. The one exception: a layer
   whose batch norm the ONNX exporter folded into it holds the fold of weights.pt's values,
@@ -42,6 +43,7 @@ from ..expected_warnings import (
 from ..export.c_weights import stored_arrays
 from ..export.exporters import STATIC_BATCH
 from ..export.golden_io import N_RANDOM, N_REAL, RANDOM_SEED_OFFSET, read_test_data
+from ..export.pt2_check import pt2_problem
 from ..layers import REGISTRY
 from ..spec.load import Spec, load_spec
 from ..targets.c import WEIGHTS_FILE, read_weights
@@ -148,6 +150,9 @@ def _compare(path: Path, held: dict[str, np.ndarray], state: dict[str, np.ndarra
 
 
 def _torch_artifact(path: Path, state: dict[str, np.ndarray], read) -> list[str]:
+    why = pt2_problem(path) if path.suffix == ".pt2" else None
+    if why is not None:  # torch.export.load would unpickle it with weights_only=False
+        return [f"{path}: {why}: refused, never loaded"]
     try:
         held = read(path)
     except Exception as exc:  # torch raises many types for a damaged archive
