@@ -184,7 +184,7 @@ def _onnx(
     folds = {  # the layer a batch norm folds into -> that batch norm
         n.inputs[0]: n.name for n in spec.nodes if REGISTRY[n.type].folds_into_input
     }
-    problems, by_fold = [], {}
+    problems, folded = [], {}  # (an ordered set) the layers to check as their fold
     for key, want in state.items():
         layer = key.rsplit(".", 1)[0]
         got = inits.get(key)
@@ -192,14 +192,17 @@ def _onnx(
             continue
         if not np.issubdtype(want.dtype, np.floating) and got is None:
             continue  # batch norm's num_batches_tracked: a counter, no part of the graph
-        if layer in folds or layer in folds.values():
-            by_fold.setdefault(layer if layer in folds else _key_of(folds, layer), True)
+        if layer in folds:  # its weight and bias may hold the batch norm's fold
+            folded[layer] = True
+            continue
+        if got is None and layer in folds.values():  # a batch norm folded away
+            folded[_key_of(folds, layer)] = True
             continue
         if got is None:
             problems.append(f"{out.onnx}: has no initializer {key} (weights.pt's parameter)")
         else:
             problems.append(_differs(out.onnx, key, got, want))
-    for layer in by_fold:
+    for layer in folded:
         problems += _folded(out.onnx, proto, inits, model, layer, folds[layer])
     return problems
 
