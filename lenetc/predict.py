@@ -5,7 +5,9 @@ feed the model comes from model.onnx's metadata_props (onnx_meta.py): the sample
 normalization (mean, std per channel, from the training split) and the class labels, so that
 the ONNX file stands on its own. Runs onnxruntime only, no model.py. A build folder must first pass
 the integrity checks `lenetc verify` runs (verify/agreement.py, which imports torch to read
-weights.pt; IntegrityFailure, exit 4); a folder holding only model.onnx is taken as it is.
+weights.pt; IntegrityFailure, exit 4), the parameters compared for model.onnx alone (the model it
+runs; TorchScript's and torch.export's loaders would double its time); a folder holding only
+model.onnx is taken as it is.
 
 Raw inputs: a .npy holds one sample (C, H, W) or a batch (N, C, H, W) of raw values in the
 dataset's scale (input_range in the metadata; `normalized=True` skips normalization for arrays
@@ -86,7 +88,7 @@ def _as_built(build_dir: Path) -> None:
     if (build_dir / "manifest.json").exists() or (build_dir / "spec.yaml").exists():
         from .verify.agreement import check_build  # torch, for weights.pt: only in a build folder
 
-        check_build(build_dir)
+        check_build(build_dir, uses=("model.onnx",))  # not the other artifacts' slow loaders
 
 
 def load_input(path: Path, info: ModelInfo, normalized: bool = False) -> np.ndarray:

@@ -54,21 +54,23 @@ FOLD_ULPS = 8  # w * gamma / sqrt(var + eps): four float32 roundings, twice over
 OUTPUT_ULPS = 32  # golden outputs, in ulps of the largest |output| (LeNet-5's own: 1.5)
 
 
-def check_build(root: Path, key: Path | None = None) -> dict:
+def check_build(root: Path, key: Path | None = None, uses: tuple[str, ...] = ()) -> dict:
     """integrity.py's checks, the signature by `key` (a public key file) when given, then these:
-    the folder is the build it claims to be. Returns the manifest."""
+    the folder is the build it claims to be. Returns the manifest. `uses` narrows the parameter
+    comparison to the artifacts a command runs (predict: model.onnx), sparing the others' slow
+    loaders; every other check still runs."""
     manifest = check_integrity(root)
     if key is not None:
         from .signature import check_signature
 
         check_signature(BuildDir(Path(root)), manifest, key)
-    problems = check_agreement(BuildDir(Path(root)), manifest)
+    problems = check_agreement(BuildDir(Path(root)), manifest, uses)
     if problems:
         raise IntegrityFailure(problems)
     return manifest
 
 
-def check_agreement(out: BuildDir, manifest: dict) -> list[str]:
+def check_agreement(out: BuildDir, manifest: dict, uses: tuple[str, ...] = ()) -> list[str]:
     spec = load_spec(out.spec)
     trace = check(spec)
     try:
@@ -76,11 +78,14 @@ def check_agreement(out: BuildDir, manifest: dict) -> list[str]:
     except IntegrityFailure as exc:
         return exc.problems
     train = json.loads(out.train_json.read_text(encoding="utf-8"))  # integrity read it already
-    listed = manifest["artifacts"]
-    problems = _onnx(out, state, model, spec)
-    problems += _torch_artifact(out.torchscript, state, _torchscript)
-    problems += _torch_artifact(out.pt2, state, _program)
-    if f"{out.c_dir.name}/{WEIGHTS_FILE}" in listed:
+    c_weights = f"{out.c_dir.name}/{WEIGHTS_FILE}"
+    checked = set(uses or (out.onnx.name, out.torchscript.name, out.pt2.name, c_weights))
+    problems = _onnx(out, state, model, spec) if out.onnx.name in checked else []
+    if out.torchscript.name in checked:
+        problems += _torch_artifact(out.torchscript, state, _torchscript)
+    if out.pt2.name in checked:
+        problems += _torch_artifact(out.pt2, state, _program)
+    if c_weights in checked and c_weights in manifest["artifacts"]:
         problems += _c_weights(out, trace, state)
     problems += _training(out, state, train)  # before io.npz, whose random rows use its seed
     problems += _golden(out, spec, trace, model, train)
