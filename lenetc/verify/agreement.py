@@ -50,6 +50,7 @@ from ..targets.c import WEIGHTS_FILE, read_weights
 from .integrity import check_integrity
 
 EPS32 = float(np.finfo(np.float32).eps)
+Odd = dict[str, list[Path]]
 FOLD_ULPS = 8  # w * gamma / sqrt(var + eps): four float32 roundings, twice over for margin
 OUTPUT_ULPS = 32  # golden outputs, in ulps of the largest |output| (LeNet-5's own: 1.5)
 
@@ -80,16 +81,33 @@ def check_agreement(out: BuildDir, manifest: dict, uses: tuple[str, ...] = ()) -
     train = json.loads(out.train_json.read_text(encoding="utf-8"))  # integrity read it already
     c_weights = f"{out.c_dir.name}/{WEIGHTS_FILE}"
     checked = set(uses or (out.onnx.name, out.torchscript.name, out.pt2.name, c_weights))
-    problems = _onnx(out, state, model, spec) if out.onnx.name in checked else []
-    if out.torchscript.name in checked:
-        problems += _torch_artifact(out.torchscript, state, _torchscript)
-    if out.pt2.name in checked:
-        problems += _torch_artifact(out.pt2, state, _program)
+    odd: Odd = {}  # parameter -> the files whose copy of it is not weights.pt's
+    compared = [out.checkpoint]
+    problems = []
+    if out.onnx.name in checked:
+        problems += _onnx(out, state, model, spec, odd)
+        compared.append(out.onnx)
+    for path, read in ((out.torchscript, _torchscript), (out.pt2, _program)):
+        if path.name in checked:
+            problems += _torch_artifact(path, state, read, odd)
+            compared.append(path)
     if c_weights in checked and c_weights in manifest["artifacts"]:
-        problems += _c_weights(out, trace, state)
-    problems += _training(out, state, train)  # before io.npz, whose random rows use its seed
+        problems += _c_weights(out, trace, state, odd)
+        compared.append(out.c_dir / WEIGHTS_FILE)
+    problems += _training(out, state, train, odd)  # before io.npz, whose random rows use its seed
     problems += _golden(out, spec, trace, model, train)
-    return problems
+    return _odd_one_out(out, odd, compared) + problems
+
+
+def _odd_one_out(out: BuildDir, odd: Odd, compared: list[Path]) -> list[str]:
+    """A parameter that every compared file holds otherwise: weights.pt is what changed."""
+    return [
+        f"{out.weights}: {key} differs from every other file's copy of it "
+        f"({', '.join(str(p.relative_to(out.root)) for p in compared)}): weights.pt was "
+        "changed after the build"
+        for key, paths in odd.items()
+        if len(compared) > 1 and set(paths) >= set(compared)
+    ]
 
 
 # --- weights.pt and each artifact's parameters -------------------------------------------------
@@ -123,7 +141,8 @@ def _same(a: np.ndarray, b: np.ndarray) -> bool:
     return a.dtype == b.dtype and a.shape == b.shape and a.tobytes() == b.tobytes()
 
 
-def _differs(path: Path, key: str, got: np.ndarray, want: np.ndarray) -> str:
+def _differs(path: Path, key: str, got: np.ndarray, want: np.ndarray, odd: Odd) -> str:
+    odd.setdefault(key, []).append(path)
     if got.shape != want.shape or got.dtype != want.dtype:
         found = f"{got.dtype} {tuple(got.shape)}, weights.pt's is {want.dtype} {tuple(want.shape)}"
         return f"{path}: parameter {key} is {found}"
@@ -137,7 +156,9 @@ def _differs(path: Path, key: str, got: np.ndarray, want: np.ndarray) -> str:
     )
 
 
-def _compare(path: Path, held: dict[str, np.ndarray], state: dict[str, np.ndarray]) -> list[str]:
+def _compare(
+    path: Path, held: dict[str, np.ndarray], state: dict[str, np.ndarray], odd: Odd
+) -> list[str]:
     """A torch artifact's state_dict against weights.pt: the same keys, each bit for bit."""
     problems = [
         f"{path}: holds no parameter {key} (weights.pt has it)" for key in state if key not in held
@@ -150,11 +171,11 @@ def _compare(path: Path, held: dict[str, np.ndarray], state: dict[str, np.ndarra
     for key, want in state.items():
         got = held.get(key)
         if got is not None and not _same(got, want):
-            problems.append(_differs(path, key, got, want))
+            problems.append(_differs(path, key, got, want, odd))
     return problems
 
 
-def _torch_artifact(path: Path, state: dict[str, np.ndarray], read) -> list[str]:
+def _torch_artifact(path: Path, state: dict[str, np.ndarray], read, odd: Odd) -> list[str]:
     why = pt2_problem(path) if path.suffix == ".pt2" else None
     if why is not None:  # torch.export.load would unpickle it with weights_only=False
         return [f"{path}: {why}: refused, never loaded"]
@@ -162,7 +183,7 @@ def _torch_artifact(path: Path, state: dict[str, np.ndarray], read) -> list[str]
         held = read(path)
     except Exception as exc:  # torch raises many types for a damaged archive
         return [f"{path}: cannot be loaded to compare with weights.pt ({library_error(exc)})"]
-    return _compare(path, held, state)
+    return _compare(path, held, state, odd)
 
 
 def _torchscript(path: Path) -> dict[str, np.ndarray]:
@@ -178,7 +199,7 @@ def _program(path: Path) -> dict[str, np.ndarray]:
 
 
 def _onnx(
-    out: BuildDir, state: dict[str, np.ndarray], model: torch.nn.Module, spec: Spec
+    out: BuildDir, state: dict[str, np.ndarray], model: torch.nn.Module, spec: Spec, odd: Odd
 ) -> list[str]:
     """Initializers named as weights.pt's keys, bit for bit; a folded batch norm as its fold."""
     import onnx
@@ -206,7 +227,7 @@ def _onnx(
         if got is None:
             problems.append(f"{out.onnx}: has no initializer {key} (weights.pt's parameter)")
         else:
-            problems.append(_differs(out.onnx, key, got, want))
+            problems.append(_differs(out.onnx, key, got, want, odd))
     for layer in folded:
         problems += _folded(out.onnx, proto, inits, model, layer, folds[layer])
     return problems
@@ -250,7 +271,9 @@ def _folded(path: Path, proto, inits: dict, model, layer: str, norm: str) -> lis
     return problems
 
 
-def _c_weights(out: BuildDir, trace: ShapeTrace, state: dict[str, np.ndarray]) -> list[str]:
+def _c_weights(
+    out: BuildDir, trace: ShapeTrace, state: dict[str, np.ndarray], odd: Odd
+) -> list[str]:
     path = out.c_dir / WEIGHTS_FILE
     try:
         want = stored_arrays(trace, {k: torch.from_numpy(v) for k, v in state.items()})
@@ -270,7 +293,7 @@ def _c_weights(out: BuildDir, trace: ShapeTrace, state: dict[str, np.ndarray]) -
         need = np.asarray(values, np.float32)
         if tuple(held[key][0]) != tuple(shape) or not _same(got, need):
             problems.append(
-                _differs(path, key, got, need)
+                _differs(path, key, got, need, odd)
                 if got.shape == need.shape
                 else f"{path}: array {key} has another shape than weights.pt's"
             )
@@ -375,7 +398,7 @@ def _test_data(out: BuildDir, x: np.ndarray, y: np.ndarray) -> list[str]:
 # --- checkpoint.pt, train.json, metrics.jsonl --------------------------------------------------
 
 
-def _training(out: BuildDir, state: dict[str, np.ndarray], train: dict) -> list[str]:
+def _training(out: BuildDir, state: dict[str, np.ndarray], train: dict, odd: Odd) -> list[str]:
     try:
         records = [
             json.loads(line)
@@ -410,7 +433,7 @@ def _training(out: BuildDir, state: dict[str, np.ndarray], train: dict) -> list[
         return [f"{out.checkpoint}: not a lenetc checkpoint (its training state is incomplete)"]
     problems = [
         p.replace("parameter", "model state", 1).replace("every artifact", "the checkpoint")
-        for p in _compare(out.checkpoint, held, state)
+        for p in _compare(out.checkpoint, held, state, odd)
     ]
     for key, value in run.items():
         if train.get(key) != value:
