@@ -97,6 +97,7 @@ def build(spec_path: Path, opts: BuildOptions = BuildOptions(), log=print) -> Bu
     out = BuildDir(opts.out / spec.name)
     if not main:  # rank 0 alone locks and writes the folder; the others only train
         return _build(spec_path, spec, trace, out, opts, say, ranks)
+    out.refuse_foreign(opts.out)
     out.create()
     with folder_lock(out.root, build_command(spec_path, opts)):
         return _build(spec_path, spec, trace, out, opts, say, ranks)

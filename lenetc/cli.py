@@ -126,6 +126,9 @@ def render_cmd(spec: Path, output: str | None, target: str) -> None:
         if output is None:
             echo(render_c(trace)["model.c"], nl=False)
         else:
+            from .artifacts import make_folder
+
+            make_folder(Path(output))
             write_c(Path(output), render_c(trace))
             echo(f"wrote {output}/ (model.h, model.c, main.c, Makefile)", err=True)
         return
