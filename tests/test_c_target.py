@@ -403,6 +403,30 @@ def test_bench_times_every_runtime_and_writes_bench_json(lenet_build, tmp_path) 
     assert node["status"] == "not timed" and not node["timings"], node
 
 
+def test_a_spec_whose_static_arrays_cannot_link_is_refused_with_the_numbers(tmp_path) -> None:
+    """Issue 23: a 16x4096x4096 input once gave 4 GB static buffers and a link failure."""
+    spec = tmp_path / "huge.yaml"
+    data = {
+        "name": "huge",
+        "input": {"shape": [16, 4096, 4096]},
+        "layers": [
+            {"type": "conv2d", "out_channels": 64, "kernel_size": 3},
+            {"type": "max_pool2d", "kernel_size": 64},
+            {"type": "flatten"},
+            {"type": "linear", "out_features": 10},
+        ],
+    }
+    spec.write_text(spec_yaml(data), encoding="utf-8")
+    assert CliRunner().invoke(main, ["check", str(spec)]).exit_code == 0  # check reports any size
+    for args in (["render", "--target", "c"], ["build", "-o", str(tmp_path / "out")]):
+        result = CliRunner().invoke(main, [*args, str(spec)])
+        assert result.exit_code == 2, result.output
+        first = result.output.splitlines()[0]
+        assert first.startswith(f"{spec}:2: the C target") and "GiB of static arrays" in first
+        assert "conv1 (64, 4094, 4094) (4.00 GiB)" in first
+    assert not (tmp_path / "out").exists()
+
+
 def test_flags_never_include_fast_math() -> None:
     assert not any("fast-math" in f for f in PORTABLE_FLAGS + FAST_FLAGS)
 
@@ -452,13 +476,23 @@ def test_layer_names_that_c_reserves_are_renamed_and_still_match_torch(tmp_path:
             {"type": "flatten"},
             {"type": "linear", "name": "int_weight", "out_features": 4},
             {"type": "sigmoid", "name": "main"},
+            {"type": "relu", "name": "clash_forward"},  # the forward function itself
+            {"type": "linear", "name": "printf", "out_features": 3},  # C library: builtins
+            {"type": "relu", "name": "memset"},
+            {"type": "tanh", "name": "strlen"},
         ],
     }
     spec.write_text(spec_yaml(data), encoding="utf-8")
     out = _make_build(spec, tmp_path / "builds")
     source = (out.c_dir / "model.c").read_text(encoding="utf-8")
-    for name in ("int", "expf", "buf0", "FLT_MAX", "int_weight", "main"):
+    names = ("int", "expf", "buf0", "FLT_MAX", "int_weight", "main", "clash_forward", "printf")
+    for name in names + ("memset", "strlen"):
         assert f"static void {name}_layer(" in source, name
+    for compiler in ("gcc", "clang"):  # issue 23: these once broke -Werror or the link
+        subprocess.run(
+            [_tool(compiler), *STRICT, "-c", "-o", str(tmp_path / "m.o"), "model.c"],
+            cwd=out.c_dir, check=True,
+        )  # fmt: skip
     runtime = CTarget(out, load_spec(out.spec))
     runtime.load()
     x = np.random.default_rng(3).standard_normal((3, 2, 6, 6)).astype(np.float32)

@@ -113,3 +113,34 @@ def test_rebuilding_a_build_folder_keeps_the_users_own_files(lenet_build, tmp_pa
     assert (out.c_dir / "sub" / "notes.txt").read_text() == "mine too"
     assert "stale" not in (out.c_dir / "model.c").read_text()
     assert not [p for p in out.root.iterdir() if p.name.startswith(".c.")]  # no temporaries
+
+
+# ---- 6, 7. specs a build cannot take: refused at check time or before training, located -------
+
+
+def test_a_spec_named_like_a_makefile_target_is_refused(tmp_path):
+    spec = tmp_path / "clean.yaml"
+    spec.write_text("name: clean\ninput: {shape: [4]}\nlayers: [{type: linear, out_features: 2}]\n")
+    for command in ("check", "render"):
+        result = run(command, spec)
+        assert result.exit_code == 2 and "Traceback" not in result.output
+        assert result.output.startswith(f"{spec}:1: name 'clean' is a target of the C target's")
+        assert "hint: rename it" in result.output
+
+
+def test_a_build_of_a_spec_without_parameters_is_a_located_spec_error(tmp_path):
+    spec = tmp_path / "relu.yaml"
+    spec.write_text(
+        "name: relu_only\ninput: {shape: [4]}\nlayers:\n  - {type: relu}\n"
+        "train:\n  dataset: {name: synthetic}\n"
+    )
+    assert run("check", spec).exit_code == 0  # check, render and draw take it as it is
+    result = run("build", spec, "-o", tmp_path / "out", "--epochs", "1")
+    assert result.exit_code == 2, result.output
+    first, hint = result.output.strip().splitlines()
+    assert first == (
+        f"{spec}:4: the network has no parameters to train (its layers: relu); a build trains "
+        "weights"
+    )
+    assert hint.startswith("  hint: add a layer with weights")
+    assert not (tmp_path / "out").exists()

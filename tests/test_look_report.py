@@ -172,7 +172,7 @@ def test_the_server_serves_only_the_manifest_files_to_loopback_hosts(lenet_build
         assert _raw_get(port, "/report.html", host=f"localhost:{port}")[0] == 200
         for target in ("/passwd_link", "/secret.txt", "/model_link.onnx", "/manifest.json", "/c"):
             assert _raw_get(port, target)[0] == 404, target
-        for host in ("evil.example:%d" % port, "127.0.0.1", "127.0.0.1:1", "localhost.evil.com"):
+        for host in (f"evil.example:{port}", "127.0.0.1", "127.0.0.1:1", "localhost.evil.com"):
             status, body = _raw_get(port, "/model.onnx", host=host)
             assert status == 403 and b"ONNX" not in body, host
         for target in ("/%00", "/report.html%00", "/c/..%2fmodel.onnx", "/%2e%2e/etc/passwd",

@@ -104,6 +104,14 @@ def parse_spec(data: YMap, file: str, source_dir: Path, sha256: str = "") -> Spe
         name, "name", top, top.line("name"), source=False
     ):
         name = None
+    if name is not None and name.lower() in MAKE_TARGETS:
+        top.fail(
+            f"name '{name}' is a target of the C target's Makefile (`make {name.lower()}`): a "
+            f"plain `make` would run its recipe instead of building ./{name.lower()}",
+            top.line("name"),
+            hint=f"rename it, e.g. '{name}_net'",
+        )
+        name = None
     class_name = top.get("class_name", text(64), None)
     if class_name is None and name is not None:
         class_name = camel_case(name)
@@ -131,6 +139,11 @@ def parse_spec(data: YMap, file: str, source_dir: Path, sha256: str = "") -> Spe
         sha256=sha256,
         input_line=inp.line("shape"),
     )
+
+
+# The C target's Makefile (templates/c/Makefile.j2) names its program after the spec: a spec name
+# equal to one of its other targets would merge the two rules.
+MAKE_TARGETS = frozenset({"clean"})
 
 
 def _check_loss(nodes: list[Node], train: TrainConfig, report: Reporter) -> None:
