@@ -301,8 +301,19 @@ def _rerun_args(ctx: click.Context, skip: str) -> list[str]:
 @RUNTIME_OPTION
 @REQUIRE_OPTION
 @click.option("--json", "as_json", is_flag=True, help="Print verify.json's object, not the table.")
+@click.option(
+    "--explain",
+    is_flag=True,
+    help="Say why each unavailable runtime cannot run here and how to install it (one line each).",
+)
 def verify_cmd(
-    build_dir: Path, atol, rtol, runtime: tuple[str, ...], require: tuple[str, ...], as_json: bool
+    build_dir: Path,
+    atol,
+    rtol,
+    runtime: tuple[str, ...],
+    require: tuple[str, ...],
+    as_json: bool,
+    explain: bool,
 ) -> None:
     """Prove the exported artifacts compute what the torch module computes.
 
@@ -318,7 +329,7 @@ def verify_cmd(
     report, notes = verify_folder(
         build_dir, atol=atol, rtol=rtol, require=tuple(require), runtimes=tuple(runtime)
     )
-    echo(json.dumps(to_json(report), indent=2) if as_json else format_table(report))
+    echo(json.dumps(to_json(report), indent=2) if as_json else format_table(report, explain))
     for note in notes:
         echo(f"note: {note}", err=True)
     if not report.passed:

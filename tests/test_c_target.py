@@ -386,21 +386,46 @@ def test_bench_times_every_runtime_and_writes_bench_json(lenet_build, tmp_path) 
         main, ["bench", str(build), "--batch", "1", "--batch", "8", "--repeats", "3"]
     )
     assert result.exit_code == 0, result.output
-    table = result.stdout
-    assert "1 thread(s) each" in table
-    for runtime in ("torch[cpu]", "torchscript[cpu]", "onnxruntime[cpu]", "c[cpu]"):
-        assert re.search(rf"^{re.escape(runtime)} .* us \(\d+\.\d\dx\)", table, re.M), runtime
-    assert re.search(r"^torch\[cpu\] .*\(1\.00x\)", table, re.M)
+    # Structure and bench.json's content, never the machine's speed (issue 23: a loaded machine
+    # once printed "1.02 ms" where the test expected microseconds).
+    table = result.stdout.splitlines()
+    assert "1 thread(s) each" in table[0] and table[2].split()[:2] == ["runtime", "artifact"]
     data = json.loads((build / "bench.json").read_text())
     rows = {r["runtime"]: r for r in data["runtimes"]}
     assert data["threads"] == 1 and data["batches"] == [1, 8]
     assert rows["torch[cpu]"]["ratios"] == {"1": 1.0, "8": 1.0}
-    c = rows["c[cpu]"]
-    assert c["status"] == "ok" and "-O3 -march=native" in c["built_with"]
-    assert [t["batch"] for t in c["timings"]] == [1, 8] and c["timings"][0]["seconds"] > 0
+    for runtime in ("torch[cpu]", "torchscript[cpu]", "onnxruntime[cpu]", "c[cpu]"):
+        row = rows[runtime]
+        assert row["status"] == "ok" and [t["batch"] for t in row["timings"]] == [1, 8], runtime
+        assert all(t["seconds"] > 0 and t["repeats"] == 3 for t in row["timings"])
+        assert set(row["ratios"]) == {"1", "8"} and all(v > 0 for v in row["ratios"].values())
+        (line,) = [t for t in table if t.startswith(runtime + " ")]
+        assert line.split()[1] == row["artifact"] and line.count("x)") == 2, line
+    assert "-O3 -march=native" in rows["c[cpu]"]["built_with"]
     assert "cuda" not in json.dumps(list(rows))  # CPU runtimes only
-    node = rows["onnxruntime-node"]  # another program per call: its start-up is no latency
-    assert node["status"] == "not timed" and not node["timings"], node
+    node = rows["onnxruntime-node"]  # another program per call: its start-up is no latency;
+    assert not node["timings"], node  # not installed here, it is unavailable, with the reason
+    if node["status"] == "unavailable":
+        assert "onnxruntime-node" in node["reason"]
+        assert any("unavailable here:" in t and "onnxruntime-node" in t for t in table)
+    else:
+        assert node["status"] == "not timed", node
+
+
+@pytest.mark.slow
+def test_bench_lists_a_runtime_that_is_not_installed_as_unavailable(
+    lenet_build, tmp_path, monkeypatch
+):
+    build = tmp_path / "lenet5"
+    shutil.copytree(lenet_build.root, build)
+    monkeypatch.setenv("LENETC_NODE_MODULES", str(tmp_path / "nowhere"))
+    result = CliRunner().invoke(main, ["bench", str(build), "--batch", "1", "--repeats", "3"])
+    assert result.exit_code == 0, result.output
+    rows = {r["runtime"]: r for r in json.loads((build / "bench.json").read_text())["runtimes"]}
+    node = rows["onnxruntime-node"]
+    assert node["status"] == "unavailable" and "make embed-deps" in node["reason"], node
+    (line,) = [t for t in result.stdout.splitlines() if t.startswith("onnxruntime-node ")]
+    assert line.split()[2] == "unavailable"
 
 
 def test_a_spec_whose_static_arrays_cannot_link_is_refused_with_the_numbers(tmp_path) -> None:
