@@ -180,6 +180,23 @@ def make_folder(folder: Path) -> None:
         folder.mkdir()
 
 
+def not_a_regular_file(path: Path) -> str | None:
+    """Why an input file cannot be read as one (None when it can): absent, a folder, or a FIFO,
+    device or socket, whose read would block forever (a FIFO with no writer) or never end
+    (/dev/zero). A symlink to a regular file is fine: it is read, not written."""
+    try:
+        mode = os.stat(path).st_mode
+    except FileNotFoundError:
+        return "no such file"
+    except OSError as exc:
+        return f"cannot read it ({exc.strerror or exc})"
+    if stat.S_ISREG(mode):
+        return None
+    if stat.S_ISDIR(mode):
+        return "is a folder, not a file"
+    return f"is {special_kind(mode)}, not a regular file; give a file (or a copy of its data)"
+
+
 @contextlib.contextmanager
 def _cannot_write(final: Path) -> Iterator[None]:
     """An OSError while writing `final` -> one RuntimeFailure line that names it and says why."""

@@ -16,7 +16,7 @@ from pathlib import Path
 import click
 
 from . import __version__
-from .errors import EXIT_RUNTIME, LenetcError
+from .errors import EXIT_RUNTIME, LenetcError, printable
 from .expected_warnings import library_logs_in_one_line
 
 SPEC = click.Path(path_type=Path, dir_okay=False)
@@ -45,7 +45,7 @@ class Group(click.Group):
             with library_logs_in_one_line():
                 return super().invoke(ctx)
         except LenetcError as exc:
-            click.echo(f"error: {exc}" if exc.exit_code != 2 else str(exc), err=True)
+            click.echo(printable(f"error: {exc}" if exc.exit_code != 2 else str(exc)), err=True)
             ctx.exit(exc.exit_code)
         except KeyboardInterrupt:
             click.echo("interrupted", err=True)
@@ -54,16 +54,18 @@ class Group(click.Group):
             raise
         except Exception as exc:  # a bug in lenetc: say so in one line, not a traceback
             click.echo(
-                f"error: internal error ({type(exc).__name__}: {exc}); please report it", err=True
+                printable(f"error: internal error ({type(exc).__name__}: {exc}); please report it"),
+                err=True,
             )
             ctx.exit(EXIT_RUNTIME)
 
 
 def echo(text: str = "", err: bool = False, nl: bool = True) -> None:
     """click.echo that outlives a closed stdout: the rest of the output goes nowhere, and the
-    command carries on (a build piped into `head -1` still trains, exports and verifies)."""
+    command carries on (a build piped into `head -1` still trains, exports and verifies).
+    Control characters from labels, file names or paths are shown escaped (errors.printable)."""
     try:
-        click.echo(text, err=err, nl=nl)
+        click.echo(printable(text), err=err, nl=nl)
     except BrokenPipeError:
         _silence(sys.stderr if err else sys.stdout)
 
@@ -161,10 +163,10 @@ def draw_cmd(spec: Path, output: Path | None) -> None:
 
     svg = draw(check(load_spec(spec)))
     if output is None:
-        click.echo(svg, nl=False)
+        echo(svg, nl=False)
     else:
         write_text(output, svg)
-        click.echo(f"wrote {output}", err=True)
+        echo(f"wrote {output}", err=True)
 
 
 @main.command("build")
@@ -380,7 +382,7 @@ def report_cmd(build_dir: Path) -> None:
     """Rewrite BUILD_DIR/report.html from the folder: drawing, curves, confusion, parity, hashes."""
     from .look.report import write_report
 
-    click.echo(f"wrote {write_report(build_dir)}")
+    echo(f"wrote {write_report(build_dir)}")
 
 
 @main.command("serve")
@@ -400,11 +402,11 @@ def serve_cmd(build_dir: Path, port: int) -> None:
     if not (build_dir / "report.html").is_file():
         write_report(build_dir)
     server = make_server(build_dir, port)
-    click.echo(f"serving {build_dir} at {url(server)} (127.0.0.1 only; Ctrl-C stops)")
+    echo(f"serving {build_dir} at {url(server)} (127.0.0.1 only; Ctrl-C stops)")
     try:
         server.serve_forever()
     except KeyboardInterrupt:
-        click.echo("stopped", err=True)
+        echo("stopped", err=True)
     finally:
         server.server_close()
 
@@ -442,7 +444,7 @@ def bench_cmd(build_dir: Path, threads: int, batches, repeats: int, as_json: boo
     )
     data = to_json(report)
     write_json(build_dir / "bench.json", data)
-    click.echo(json.dumps(data, indent=2) if as_json else format_table(report))
+    echo(json.dumps(data, indent=2) if as_json else format_table(report))
 
 
 if __name__ == "__main__":

@@ -71,7 +71,7 @@ def _make_build(spec_path: Path, root: Path) -> BuildDir:
     classes = trace.output_shape[0]
     channels = spec.input_shape[0]
     labels = tuple(LABELS[i % len(LABELS)] + str(i) for i in range(classes))
-    info = DatasetInfo("synthetic", (0.25,) * channels, (0.5,) * channels, labels)
+    info = DatasetInfo("synthetic", (0.25,) * channels, (0.5,) * channels, labels, (0.0, 16.0))
     export_c(out, trace, info)
     return out
 
@@ -471,19 +471,64 @@ def test_readme_shows_the_current_lenet5_forward_function() -> None:
     assert shown in source and shown.startswith("void lenet5_forward(")
 
 
-def test_readme_embedding_example_compiles_and_runs(c_builds, tmp_path: Path) -> None:
-    out = c_builds["lenet5"]
+def test_readme_embedding_example_feeds_the_model_what_predict_feeds_it(
+    lenet_build, tmp_path: Path
+) -> None:
+    """Issue 23: the snippet once applied MEAN/STD, which are in the training data's scale (0..1
+    here), to 0..255 pixels, and its logits came out about 250 times too large. Compiled against
+    a real build's c/, it must print the class and the logit that model.onnx gives on the input
+    that `lenetc predict` makes of the same pixels (a PGM)."""
+    import onnxruntime as ort
+
+    from lenetc.export.onnx_meta import read
+    from lenetc.predict import load_input
+
     app = tmp_path / "app.c"
     app.write_text(_readme_block("### Embedding c/ in a C program", "c"), encoding="utf-8")
     program = tmp_path / "app"
+    c_dir = lenet_build.c_dir
     subprocess.run(
-        [_tool("gcc"), *STRICT, "-O2", "-ffp-contract=off", "-I", str(out.c_dir)]
-        + ["-o", str(program), str(app), str(out.c_dir / "model.c"), "-lm"],
+        [_tool("gcc"), *STRICT, "-O2", "-ffp-contract=off", "-I", str(c_dir)]
+        + ["-o", str(program), str(app), str(c_dir / "model.c"), "-lm"],
         check=True,
     )
-    said = subprocess.run([str(program)], capture_output=True, check=True).stdout.decode()
-    labels = [LABELS[i % len(LABELS)] + str(i) for i in range(10)]
-    assert said.strip() in labels
+    session = ort.InferenceSession(str(lenet_build.onnx), providers=["CPUExecutionProvider"])
+    info = read(session.get_modelmeta().custom_metadata_map, "model.onnx")
+    assert info.input_range[1] < 100  # not 0..255: a snippet ignoring the scale would be far off
+    rng = np.random.default_rng(7)
+    for k in range(3):
+        pixels = rng.integers(0, 256, (32, 32), dtype=np.uint8)
+        pgm = tmp_path / f"digit{k}.pgm"
+        pgm.write_bytes(b"P5\n32 32\n255\n" + pixels.tobytes())
+        x = load_input(pgm, info)  # what predict (and verify's golden inputs) feed model.onnx
+        logits = session.run(None, {"input": x})[0][0]
+        said = subprocess.run(
+            [str(program)], input=pixels.tobytes(), capture_output=True, check=True
+        ).stdout.decode()
+        label, score = said.rsplit(" ", 1)
+        assert label == info.labels[int(logits.argmax())]
+        assert float(score) == pytest.approx(float(logits.max()), rel=1e-4, abs=1e-4)
+
+
+def test_model_h_normalize_maps_pixels_as_predict_does(c_builds, tmp_path: Path) -> None:
+    """<name>_normalize over every pixel value of every channel = predict's arithmetic."""
+    out = c_builds["lenet5"]
+    probe = tmp_path / "probe.c"
+    probe.write_text(
+        '#include <stdio.h>\n#include "model.h"\n'
+        "int main(void) {\n"
+        "    for (int p = 0; p < 256; p++) {\n"
+        '        printf("%.9g\\n", (double)lenet5_normalize((float)p, 255.0f, 0));\n'
+        "    }\n    return 0;\n}\n",
+        encoding="utf-8",
+    )
+    program = tmp_path / "probe"
+    subprocess.run(
+        [_tool("gcc"), *STRICT, "-I", str(out.c_dir), "-o", str(program), str(probe)], check=True
+    )
+    got = np.array(subprocess.run([str(program)], capture_output=True, check=True).stdout.split())
+    want = (0.0 + np.arange(256) / 255 * 16.0 - 0.25) / 0.5  # c_builds: range 0..16, mean, std
+    np.testing.assert_allclose(got.astype(np.float64), want, rtol=1e-6, atol=1e-6)
 
 
 def test_layer_names_that_c_reserves_are_renamed_and_still_match_torch(tmp_path: Path) -> None:

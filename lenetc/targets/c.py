@@ -65,6 +65,7 @@ class DatasetInfo:
     mean: tuple[float, ...]
     std: tuple[float, ...]
     labels: tuple[str, ...]
+    input_range: tuple[float, float] | None = None  # the raw scale mean and std are in
 
 
 @dataclass(frozen=True)
@@ -219,6 +220,7 @@ def model_view(trace: ShapeTrace, data: DatasetInfo | None) -> dict[str, Any]:
             "std": "{" + ", ".join(c_literal(s) for s in data.std) + "}",
             "channels": str(len(data.mean)),
             "labels": "{" + ", ".join(c_string(label) for label in data.labels) + "}",
+            "range": None if data.input_range is None else [c_literal(v) for v in data.input_range],
         },
     }
 
