@@ -118,6 +118,15 @@ def test_rebuilding_a_build_folder_keeps_the_users_own_files(lenet_build, tmp_pa
 # ---- 6, 7. specs a build cannot take: refused at check time or before training, located -------
 
 
+@pytest.mark.parametrize("name", ["Makefile", "GNUmakefile"])
+def test_a_spec_whose_program_make_would_read_as_its_makefile_is_refused(tmp_path, name):
+    spec = tmp_path / "m.yaml"
+    spec.write_text(f"name: {name}\ninput: {{shape: [4]}}\nlayers: [{{type: relu}}]\n")
+    result = run("check", spec)
+    assert result.exit_code == 2
+    assert f"name '{name}' would name the C target's program ./{name.lower()}" in result.output
+
+
 def test_a_spec_named_like_a_makefile_target_is_refused(tmp_path):
     spec = tmp_path / "clean.yaml"
     spec.write_text("name: clean\ninput: {shape: [4]}\nlayers: [{type: linear, out_features: 2}]\n")

@@ -104,10 +104,9 @@ def parse_spec(data: YMap, file: str, source_dir: Path, sha256: str = "") -> Spe
         name, "name", top, top.line("name"), source=False
     ):
         name = None
-    if name is not None and name.lower() in MAKE_TARGETS:
+    if name is not None and name.lower() in MAKE_CLASHES:
         top.fail(
-            f"name '{name}' is a target of the C target's Makefile (`make {name.lower()}`): a "
-            f"plain `make` would run its recipe instead of building ./{name.lower()}",
+            f"name '{name}' {MAKE_CLASHES[name.lower()]}",
             top.line("name"),
             hint=f"rename it, e.g. '{name}_net'",
         )
@@ -141,9 +140,18 @@ def parse_spec(data: YMap, file: str, source_dir: Path, sha256: str = "") -> Spe
     )
 
 
-# The C target's Makefile (templates/c/Makefile.j2) names its program after the spec: a spec name
-# equal to one of its other targets would merge the two rules.
-MAKE_TARGETS = frozenset({"clean"})
+# The C target's Makefile (templates/c/Makefile.j2) names its program after the spec (lowercase):
+# a name equal to another of its targets merges the two rules, and a program called makefile
+# would be read by the next `make` as its makefile.
+MAKE_CLASHES = {
+    "clean": "is a target of the C target's Makefile (`make clean`): a plain `make` would run "
+    "its recipe (rm) instead of building ./clean",
+    **{
+        f: f"would name the C target's program ./{f}, which the next `make` would read as its "
+        "makefile"
+        for f in ("makefile", "gnumakefile")
+    },
+}
 
 
 def _check_loss(nodes: list[Node], train: TrainConfig, report: Reporter) -> None:
