@@ -355,10 +355,11 @@ def verify_cmd(
 )
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON list for tools.")
 def predict_cmd(build_dir: Path, inputs, normalized: bool, top: int, as_json: bool) -> None:
-    """Run the exported model.onnx (onnxruntime only) on .npy or .pgm/.ppm files.
+    """Run the exported model.onnx (onnxruntime only) on .npy, .pgm/.ppm or .png/.jpg files.
 
-    Each file holds one sample (C, H, W) or a batch (N, C, H, W). The normalization and the class
-    labels are read from model.onnx's own metadata. PNG/JPEG need Pillow: convert them first.
+    Each file holds one sample (C, H, W) or a batch (N, C, H, W); uint8 arrays are scaled by 1/255
+    as training scales them. The normalization and the class labels are read from model.onnx's own
+    metadata. PNG/JPEG are read through Pillow (pip install 'lenetc[images]').
     """
     import json
 
