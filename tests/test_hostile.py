@@ -222,6 +222,15 @@ def test_labels_reach_the_terminal_with_escapes_shown_not_obeyed(pixels_build, t
     assert "\\x1b[31mred" in result.output and "rtl\\u202eevil" in result.output
 
 
+def test_a_spec_file_name_with_escape_sequences_is_shown_not_obeyed(tmp_path):
+    spec = tmp_path / "evil\x1b[2J\x1b]0;owned\x07.yaml"
+    spec.write_text("name: evil\ninput: {shape: [4]}\nlayers: [{type: linear, out_features: 0}]\n")
+    result = run("check", spec)
+    assert result.exit_code == 2
+    assert "\x1b" not in result.output and "\x07" not in result.output
+    assert "evil\\x1b[2J\\x1b]0;owned\\x07.yaml:3: " in result.output
+
+
 def test_the_report_quotes_the_folder_in_every_command_to_paste(pixels_build, tmp_path):
     import html
     import re
