@@ -5,6 +5,12 @@ final name, so an interrupted build never leaves a half-written file under an ar
 A write that the system refuses (a read-only folder, a file where a folder should be, a full disk)
 is a RuntimeFailure naming the file. What a killed run leaves is only those hidden temporaries;
 `remove_leftovers` deletes them, and the next build or verify of the folder calls it.
+
+A write never creates the folder it writes into (a mistyped `-o /no/such/dir/x.py` is refused,
+naming the missing folder) and never replaces what is not a regular file: a symlink, a FIFO, a
+device node or a folder under the final name is refused, not renamed over. A folder swapped in
+whole (`atomic_dir`) keeps the files of the old one that the new one does not write: a user's own
+files inside a build folder are never deleted.
 """
 
 from __future__ import annotations
@@ -16,6 +22,7 @@ import linecache
 import os
 import re
 import shutil
+import stat
 import sys
 import tempfile
 import types
@@ -60,6 +67,28 @@ class BuildDir:
                 )
         return self
 
+    def refuse_foreign(self, out_option: Path) -> None:
+        """A folder that exists under the build's name must be a lenetc build folder (or empty):
+        a build replaces its files, so a folder of a user's own files is refused untouched."""
+        root = self.root
+        if root.is_symlink() or (root.exists() and not root.is_dir()):
+            what = special_kind(os.lstat(root).st_mode) if root.is_symlink() else "a file"
+            raise RuntimeFailure(f"cannot build into {root}: it is {what}, not a folder")
+        if not root.is_dir() or is_build_folder(root):
+            return
+        try:
+            names = sorted(e.name for e in root.iterdir() if not LEFTOVER.match(e.name))
+        except OSError as exc:
+            raise RuntimeFailure(f"cannot read {root}: {exc.strerror or exc}") from None
+        names = [n for n in names if n != ".lenetc.lock"]
+        if names:
+            shown = ", ".join(names[:3]) + (", ..." if len(names) > 3 else "")
+            raise RuntimeFailure(
+                f"{root} already exists and is not a lenetc build folder (it holds {shown}, and "
+                f"no spec.yaml or manifest.json); nothing was changed. Build elsewhere with "
+                f"`-o OTHER` (now -o {out_option}), or move or remove {root} first"
+            )
+
     def create(self) -> BuildDir:
         try:
             self.root.mkdir(parents=True, exist_ok=True)
@@ -81,8 +110,8 @@ def atomic_path(final: Path, suffix: str = ".tmp") -> Iterator[Path]:
     artifact gets the mode an ordinary open() would give it (0666 less the umask), since others
     read builds.
     """
+    refuse_special(final)
     with _cannot_write(final):
-        final.parent.mkdir(parents=True, exist_ok=True)
         suffix = suffix if suffix.startswith(".tmp") else f".tmp{suffix}"  # see LEFTOVER
         fd, tmp_name = tempfile.mkstemp(prefix=f".{final.name}.", suffix=suffix, dir=final.parent)
     os.close(fd)
@@ -98,6 +127,75 @@ def atomic_path(final: Path, suffix: str = ".tmp") -> Iterator[Path]:
     finally:
         if tmp.exists():
             tmp.unlink()
+
+
+def refuse_special(final: Path) -> None:
+    """`final` may be written only when its folder exists and it is absent or a regular file.
+
+    os.replace would put a regular file in place of a symlink (not through it), a FIFO or a
+    device node (as root, `-o /dev/full` would replace the device): refuse in one line instead.
+    """
+    final = Path(final)
+    parent = final.parent
+    if not parent.is_dir():
+        what = "is not a folder" if parent.exists() else "does not exist"
+        raise RuntimeFailure(
+            f"cannot write {final}: the folder {parent} {what}; create it first or choose "
+            "another path (lenetc does not create folders it was not asked for)"
+        )
+    try:
+        mode = os.lstat(final).st_mode
+    except FileNotFoundError:
+        return
+    except OSError as exc:
+        raise RuntimeFailure(f"cannot write {final}: {exc.strerror or exc}") from None
+    if not stat.S_ISREG(mode):
+        raise RuntimeFailure(
+            f"cannot write {final}: it is {special_kind(mode)}, not a regular file; lenetc "
+            "replaces only regular files (choose another path, or remove it first)"
+        )
+
+
+def special_kind(mode: int) -> str:
+    """What a non-regular file is, as a phrase: `a symlink`, `a FIFO (named pipe)`..."""
+    for test, name in (
+        (stat.S_ISLNK, "a symlink"),
+        (stat.S_ISDIR, "a folder"),
+        (stat.S_ISFIFO, "a FIFO (named pipe)"),
+        (stat.S_ISCHR, "a character device"),
+        (stat.S_ISBLK, "a block device"),
+        (stat.S_ISSOCK, "a socket"),
+    ):
+        if test(mode):
+            return name
+    return "not a regular file"
+
+
+def make_folder(folder: Path) -> None:
+    """Create `folder` itself (an `-o DIR` the user named) when absent, but not its parents."""
+    folder = Path(folder)
+    if folder.is_dir() and not folder.is_symlink():
+        return
+    refuse_special(folder)  # a missing parent, or something else under the name
+    with _cannot_write(folder):
+        folder.mkdir()
+
+
+def not_a_regular_file(path: Path) -> str | None:
+    """Why an input file cannot be read as one (None when it can): absent, a folder, or a FIFO,
+    device or socket, whose read would block forever (a FIFO with no writer) or never end
+    (/dev/zero). A symlink to a regular file is fine: it is read, not written."""
+    try:
+        mode = os.stat(path).st_mode
+    except FileNotFoundError:
+        return "no such file"
+    except OSError as exc:
+        return f"cannot read it ({exc.strerror or exc})"
+    if stat.S_ISREG(mode):
+        return None
+    if stat.S_ISDIR(mode):
+        return "is a folder, not a file"
+    return f"is {special_kind(mode)}, not a regular file; give a file (or a copy of its data)"
 
 
 @contextlib.contextmanager
@@ -122,10 +220,17 @@ def atomic_dir(final: Path) -> Iterator[Path]:
 
     A folder cannot be renamed over a non-empty one, so an old `final` is first renamed aside
     and removed after the new one is in place: at no moment does `final` hold a mix of old and
-    new files, or a half-written one.
+    new files, or a half-written one. When the old folder holds names the new one does not write
+    (a user's `c/mine.c`, a compiled program), it is kept instead and each new file is renamed
+    into it, one atomic rename per file: lenetc replaces its own files, deletes nothing else, and
+    never moves a user's file (a kill at any moment leaves it where it was).
     """
+    if final.is_symlink() or (final.exists() and not final.is_dir()):
+        what = special_kind(os.lstat(final).st_mode) if final.is_symlink() else "a file"
+        raise RuntimeFailure(f"cannot write the folder {final}: it is {what}, not a folder")
+    if not final.parent.is_dir():
+        refuse_special(final)  # names the missing folder
     with _cannot_write(final):
-        final.parent.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.", suffix=".tmp", dir=final.parent))
     old = None
     try:
@@ -137,6 +242,11 @@ def atomic_dir(final: Path) -> Iterator[Path]:
                 os.chmod(path, 0o666 & ~_umask())
         os.chmod(tmp, 0o777 & ~_umask())
         _fsync_dir(tmp)
+        if final.exists() and _holds_others(final, tmp):
+            for path in sorted(tmp.iterdir()):
+                os.replace(path, final / path.name)
+            _fsync_dir(final)
+            return
         if final.exists():
             old = final.with_name(f"{tmp.name}.old")
             os.replace(final, old)
@@ -146,6 +256,14 @@ def atomic_dir(final: Path) -> Iterator[Path]:
         for leftover in (tmp, old):
             if leftover is not None and leftover.exists():
                 shutil.rmtree(leftover, ignore_errors=True)
+
+
+def _holds_others(old: Path, new: Path) -> bool:
+    """Whether `old` holds an entry that `new` (flat: files only) does not replace."""
+    written = {p.name for p in new.iterdir() if p.is_file()}
+    if any(p.is_dir() for p in new.iterdir()):
+        return False  # not for nested folders: swap whole, as before
+    return any(e.name not in written and not LEFTOVER.match(e.name) for e in old.iterdir())
 
 
 # What atomic_path and atomic_dir leave when their process is killed: `.<name>.<8 random>.tmp`
@@ -175,13 +293,18 @@ def remove_leftovers(root: Path) -> list[str]:
     return removed
 
 
+def is_build_folder(folder: Path) -> bool:
+    """A folder lenetc built (finished: manifest.json; or begun: spec.yaml, its first file)."""
+    return (folder / "manifest.json").is_file() or (folder / "spec.yaml").is_file()
+
+
 def build_folders_in(folder: Path) -> list[Path]:
     """The build folders directly inside `folder` (for `lenetc verify build`: name them)."""
     try:
         children = sorted(p for p in Path(folder).iterdir() if p.is_dir())
     except OSError:
         return []
-    return [p for p in children if (p / "manifest.json").is_file() or (p / "spec.yaml").is_file()]
+    return [p for p in children if is_build_folder(p)]
 
 
 def _umask() -> int:

@@ -26,6 +26,7 @@ from .runtimes import plan
 from .runtimes.base import Runtime, RuntimeProblem
 from .spec.load import load_spec
 from .verify.agreement import check_build
+from .verify.table import unavailable_summary
 
 BASELINE = "torch[cpu]"
 BATCHES = (1, 16, 256)
@@ -110,17 +111,17 @@ def _bench_one(
     runtime: Runtime, inputs: dict, threads: int, repeats: int, measure: float, bar
 ) -> RuntimeBench:
     result = RuntimeBench(runtime.name, runtime.artifact)
+    why = runtime.unavailable()  # first: a runtime not installed is unavailable, not "not timed"
+    if why is not None:
+        result.status, result.reason = "unavailable", why
+        bar.update(len(inputs))
+        return result
     if runtime.runs_cases_at_once:  # Node.js, Chromium, the libtorch program: one process a call
         result.status = "not timed"
         result.reason = (
             "runs in another program started per call, so its time would be that program's "
             "start-up; time it inside the program that embeds it (examples/)"
         )
-        bar.update(len(inputs))
-        return result
-    why = runtime.unavailable()
-    if why is not None:
-        result.status, result.reason = "unavailable", why
         bar.update(len(inputs))
         return result
     runtime.threads, runtime.fast = threads, True
@@ -188,11 +189,14 @@ def format_table(report: BenchReport) -> str:
     header = ["runtime", "artifact", f"latency (batch {report.batches[0]})"] + [
         f"batch {b}" for b in report.batches[1:]
     ]
-    rows, notes = [], []
+    rows, notes, missing = [], [], []
     for r in report.runtimes:
         if r.status != "ok" and not r.timings:
             rows.append([r.runtime, r.artifact, r.status] + [""] * (len(report.batches) - 1))
-            notes.append(f"{r.runtime}: {r.status}: {r.reason}")
+            if r.status == "unavailable":  # the reasons: bench.json, or verify --explain
+                missing.append(r.runtime)
+            else:
+                notes.append(f"{r.runtime}: {r.status}: {r.reason}")
             continue
         cells = [r.runtime, r.artifact]
         for i, t in enumerate(r.timings):
@@ -218,6 +222,8 @@ def format_table(report: BenchReport) -> str:
     ]
     lines += ["  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip() for row in rows]
     lines += [f"  {n}" for n in notes]
+    if missing:
+        lines.append(f"  {unavailable_summary(missing, report.build)}")
     lines.append(f"bench: {report.seconds:.1f} s")
     return "\n".join(lines)
 

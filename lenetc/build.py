@@ -31,11 +31,13 @@ from .artifacts import (
     write_text,
     write_with,
 )
+from .check.buildable import require_trainable
 from .check.memory import default_budget, require, user_budget
 from .check.shapes import check
 from .export.manifest import write_manifest
 from .lock import folder_lock
 from .spec.load import Spec, load_spec
+from .targets.c import require_static_fits
 from .targets.torch import render
 from .train.distributed import backend_name, check_batch
 from .train.distributed import from_env as ranks_from_env
@@ -92,6 +94,8 @@ def build(spec_path: Path, opts: BuildOptions = BuildOptions(), log=print) -> Bu
     say = (lambda *a, **k: None) if opts.quiet or not main else log
     spec = with_overrides(load_spec(spec_path), opts)
     trace = check(spec)
+    require_trainable(trace)
+    require_static_fits(trace)  # the C target every build writes
     check_batch(spec.train.batch_size, ranks, spec.path)
     budget = default_budget() if opts.memory_budget is None else user_budget(opts.memory_budget)
     require(trace, spec.train, spec.verify, budget)  # before anything is allocated
@@ -102,6 +106,7 @@ def build(spec_path: Path, opts: BuildOptions = BuildOptions(), log=print) -> Bu
     out = BuildDir(opts.out / spec.name)
     if not main:  # rank 0 alone locks and writes the folder; the others only train
         return _build(spec_path, spec, trace, out, opts, say, ranks)
+    out.refuse_foreign(opts.out)
     out.create()
     with folder_lock(out.root, build_command(spec_path, opts)):
         return _build(spec_path, spec, trace, out, opts, say, ranks)

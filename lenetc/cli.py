@@ -16,7 +16,7 @@ from pathlib import Path
 import click
 
 from . import __version__
-from .errors import EXIT_RUNTIME, LenetcError, library_error
+from .errors import EXIT_RUNTIME, LenetcError, library_error, printable
 from .expected_warnings import library_logs_in_one_line
 
 SPEC = click.Path(path_type=Path, dir_okay=False)
@@ -45,7 +45,7 @@ class Group(click.Group):
             with library_logs_in_one_line():
                 return super().invoke(ctx)
         except LenetcError as exc:
-            click.echo(f"error: {exc}" if exc.exit_code != 2 else str(exc), err=True)
+            click.echo(printable(f"error: {exc}" if exc.exit_code != 2 else str(exc)), err=True)
             ctx.exit(exc.exit_code)
         except KeyboardInterrupt:
             click.echo("interrupted", err=True)
@@ -53,15 +53,19 @@ class Group(click.Group):
         except (click.exceptions.Exit, click.exceptions.Abort, click.ClickException):
             raise
         except Exception as exc:  # a bug in lenetc: say so in one line, not a traceback
-            click.echo(f"error: internal error ({library_error(exc)}); please report it", err=True)
+            click.echo(
+                printable(f"error: internal error ({library_error(exc)}); please report it"),
+                err=True,
+            )
             ctx.exit(EXIT_RUNTIME)
 
 
 def echo(text: str = "", err: bool = False, nl: bool = True) -> None:
     """click.echo that outlives a closed stdout: the rest of the output goes nowhere, and the
-    command carries on (a build piped into `head -1` still trains, exports and verifies)."""
+    command carries on (a build piped into `head -1` still trains, exports and verifies).
+    Control characters from labels, file names or paths are shown escaped (errors.printable)."""
     try:
-        click.echo(text, err=err, nl=nl)
+        click.echo(printable(text), err=err, nl=nl)
     except BrokenPipeError:
         _silence(sys.stderr if err else sys.stdout)
 
@@ -124,6 +128,9 @@ def render_cmd(spec: Path, output: str | None, target: str) -> None:
         if output is None:
             echo(render_c(trace)["model.c"], nl=False)
         else:
+            from .artifacts import make_folder
+
+            make_folder(Path(output))
             write_c(Path(output), render_c(trace))
             echo(f"wrote {output}/ (model.h, model.c, main.c, Makefile)", err=True)
         return
@@ -156,10 +163,10 @@ def draw_cmd(spec: Path, output: Path | None) -> None:
 
     svg = draw(check(load_spec(spec)))
     if output is None:
-        click.echo(svg, nl=False)
+        echo(svg, nl=False)
     else:
         write_text(output, svg)
-        click.echo(f"wrote {output}", err=True)
+        echo(f"wrote {output}", err=True)
 
 
 @main.command("build")
@@ -310,6 +317,11 @@ def _rerun_args(ctx: click.Context, skip: str) -> list[str]:
     type=click.Path(path_type=Path, dir_okay=False, exists=True),
     help="Require manifest.sig, signed by this ed25519 public key (build --sign).",
 )
+@click.option(
+    "--explain",
+    is_flag=True,
+    help="Say why each unavailable runtime cannot run here and how to install it (one line each).",
+)
 def verify_cmd(
     build_dir: Path,
     atol,
@@ -318,6 +330,7 @@ def verify_cmd(
     require: tuple[str, ...],
     as_json: bool,
     key: Path | None,
+    explain: bool,
 ) -> None:
     """Prove the exported artifacts compute what the torch module computes.
 
@@ -335,7 +348,7 @@ def verify_cmd(
     report, notes = verify_folder(
         build_dir, atol=atol, rtol=rtol, require=tuple(require), runtimes=tuple(runtime), key=key
     )
-    echo(json.dumps(to_json(report), indent=2) if as_json else format_table(report))
+    echo(json.dumps(to_json(report), indent=2) if as_json else format_table(report, explain))
     for note in notes:
         echo(f"note: {note}", err=True)
     if not report.passed:
@@ -350,7 +363,7 @@ def keygen_cmd(keyfile: Path) -> None:
     from .verify.signature import keygen
 
     private, public = keygen(keyfile)
-    click.echo(f"wrote {private} (private: keep it secret) and {public} (give it to verifiers)")
+    echo(f"wrote {private} (private: keep it secret) and {public} (give it to verifiers)")
 
 
 @main.command("predict")
@@ -370,10 +383,11 @@ def keygen_cmd(keyfile: Path) -> None:
 )
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON list for tools.")
 def predict_cmd(build_dir: Path, inputs, normalized: bool, top: int, as_json: bool) -> None:
-    """Run the exported model.onnx (onnxruntime only) on .npy or .pgm/.ppm files.
+    """Run the exported model.onnx (onnxruntime only) on .npy, .pgm/.ppm or .png/.jpg files.
 
-    Each file holds one sample (C, H, W) or a batch (N, C, H, W). The normalization and the class
-    labels are read from model.onnx's own metadata. PNG/JPEG need Pillow: convert them first.
+    Each file holds one sample (C, H, W) or a batch (N, C, H, W); uint8 arrays are scaled by 1/255
+    as training scales them. The normalization and the class labels are read from model.onnx's own
+    metadata. PNG/JPEG are read through Pillow (pip install 'lenetc[images]').
     """
     import json
 
@@ -400,7 +414,7 @@ def report_cmd(build_dir: Path) -> None:
     """
     from .look.report import refresh_report
 
-    click.echo(f"wrote {refresh_report(build_dir)}")
+    echo(f"wrote {refresh_report(build_dir)}")
 
 
 @main.command("serve")
@@ -420,11 +434,11 @@ def serve_cmd(build_dir: Path, port: int) -> None:
     if not (build_dir / "report.html").is_file():
         write_report(build_dir)
     server = make_server(build_dir, port)
-    click.echo(f"serving {build_dir} at {url(server)} (127.0.0.1 only; Ctrl-C stops)")
+    echo(f"serving {build_dir} at {url(server)} (127.0.0.1 only; Ctrl-C stops)")
     try:
         server.serve_forever()
     except KeyboardInterrupt:
-        click.echo("stopped", err=True)
+        echo("stopped", err=True)
     finally:
         server.server_close()
 
@@ -466,7 +480,7 @@ def bench_cmd(build_dir: Path, threads: int, batches, repeats: int, as_json: boo
         )
         data = to_json(report)
         write_json(build_dir / "bench.json", data)
-    click.echo(json.dumps(data, indent=2) if as_json else format_table(report))
+    echo(json.dumps(data, indent=2) if as_json else format_table(report))
 
 
 if __name__ == "__main__":

@@ -10,6 +10,7 @@ these into exit codes.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 EXIT_OK = 0
@@ -122,3 +123,15 @@ def library_error(exc: BaseException, with_type: bool = True) -> str:
     if not with_type:
         return lines[0] if lines else type(exc).__name__
     return f"{type(exc).__name__}: {lines[0]}" if lines else type(exc).__name__
+
+
+# C0 and C1 controls and DEL (escape sequences: colours, cursor moves, a cleared screen, a forged
+# prompt), and the bidirectional overrides that make text read other than it is (Trojan Source).
+_UNPRINTABLE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+
+
+def printable(text: str) -> str:
+    """Text for a terminal: every control character and bidi override shown as its escape
+    (ESC -> \\x1b), newlines and tabs kept. What a dataset's labels, a file name or a spec
+    path bring in is shown, never obeyed; cli.py passes everything it prints through here."""
+    return _UNPRINTABLE.sub(lambda m: ascii(m.group())[1:-1], text)

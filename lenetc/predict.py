@@ -11,9 +11,11 @@ model.onnx is taken as it is.
 
 Raw inputs: a .npy holds one sample (C, H, W) or a batch (N, C, H, W) of raw values in the
 dataset's scale (input_range in the metadata; `normalized=True` skips normalization for arrays
-that are already model inputs, such as io.npz's). An image's pixels 0..maxval are mapped onto
-input_range; its size must equal the model's (no resizing). PNG and JPEG need Pillow, which
-lenetc does not depend on; convert them to .pgm/.ppm or .npy first.
+that are already model inputs, such as io.npz's); a uint8 array is scaled by 1/255 first, as
+training scales 8-bit data. An image's pixels 0..maxval are mapped onto input_range; its size
+must equal the model's (no resizing). PNG and JPEG are read through Pillow when it is installed
+(`lenetc[images]`); without it, one line says how to install it or convert the file. Inputs must
+be regular files: a FIFO or a device (/dev/zero) is refused, never read.
 
 A bad input file is exit 2 (UsageError) with one line naming it: unreadable or empty .npy files,
 NaN or infinity in a sample (or a value float32 cannot hold), a malformed Netpbm header (a maxval
@@ -28,11 +30,14 @@ from pathlib import Path
 
 import numpy as np
 
+from .artifacts import not_a_regular_file
 from .errors import RuntimeFailure, UsageError, library_error
 from .export.onnx_meta import ModelInfo, read
 
 NETPBM = {".pgm", ".ppm", ".pnm", ".pbm"}
-SUPPORTED = ".npy, .pgm, .ppm, .pnm"
+IMAGES = {".png", ".jpg", ".jpeg"}  # through Pillow, when installed (lenetc[images])
+SUPPORTED = ".npy, .pgm, .ppm, .pnm, .png, .jpg"
+PILLOW_INSTALL = "pip install 'lenetc[images]' (Pillow), or convert it to .pgm or .npy"
 
 
 @dataclass(frozen=True)
@@ -93,8 +98,9 @@ def _as_built(build_dir: Path) -> None:
 
 def load_input(path: Path, info: ModelInfo, normalized: bool = False) -> np.ndarray:
     """A (N, *sample_shape) float32 batch, normalized as in training, from one file."""
-    if not path.is_file():
-        raise UsageError(f"{path}: no such file")
+    why = not_a_regular_file(path)
+    if why is not None:
+        raise UsageError(f"{path}: {why}")
     suffix = path.suffix.lower()
     if suffix == ".npy":
         try:
@@ -104,14 +110,17 @@ def load_input(path: Path, info: ModelInfo, normalized: bool = False) -> np.ndar
             raise UsageError(f"{path}: not a readable .npy file ({why})") from None
         if raw.dtype.kind not in "uifb":
             raise UsageError(f"{path}: holds {raw.dtype} values, not numbers")
-        x = raw.astype(np.float64)
-    elif suffix in NETPBM:
-        x = _image_to_range(read_netpbm(path), info)
+        # the rule training applies to every dataset (train/datasets.py): 8-bit pixels / 255
+        x = raw.astype(np.float64) / 255.0 if raw.dtype == np.uint8 else raw.astype(np.float64)
+    elif suffix in NETPBM or suffix in IMAGES:
+        image = read_netpbm(path) if suffix in NETPBM else read_image(path, info.sample_shape)
+        if len(info.sample_shape) == 1 and image.size == info.sample_shape[0]:
+            image = image.reshape(
+                info.sample_shape
+            )  # an MLP reads an image flattened, as in training
+        x = _image_to_range(image, info)
     else:
-        raise UsageError(
-            f"{path}: unsupported file type '{suffix or '(none)'}'; use {SUPPORTED} "
-            "(PNG/JPEG need Pillow, which lenetc does not install)"
-        )
+        raise UsageError(f"{path}: unsupported file type '{suffix or '(none)'}'; use {SUPPORTED}")
     x = _as_batch(x, info.sample_shape, path)
     _refuse_non_finite(x, path, "")
     if not normalized:
@@ -151,6 +160,39 @@ def _image_to_range(image: np.ndarray, info: ModelInfo) -> np.ndarray:
     """Pixels (C, H, W) in 0..1 -> the raw scale the model was trained on (input_range)."""
     lo, hi = info.input_range
     return lo + image * (hi - lo)
+
+
+def read_image(path: Path, sample: tuple[int, ...]) -> np.ndarray:
+    """A PNG or JPEG through Pillow -> (C, H, W) float64 in [0, 1], as training reads pixels:
+    8-bit values / 255 (16-bit grayscale / 65535). A one-channel model gets Pillow's grayscale
+    ("L": ITU-R 601-2 luma; alpha dropped), a three-channel one RGB, a grayscale image repeated
+    into its channels (as `fit` does). No resizing: the size must be the model's, checked
+    before the pixels are decoded (so a decompression bomb is refused, not decoded)."""
+    try:
+        from PIL import Image, UnidentifiedImageError
+    except ImportError:
+        raise UsageError(f"{path}: reading PNG/JPEG needs Pillow: {PILLOW_INSTALL}") from None
+    channels = sample[0] if len(sample) == 3 else 1
+    if channels not in (1, 3):
+        raise UsageError(f"{path}: the model takes {channels} channels; an image gives 1 or 3")
+    try:
+        with Image.open(path) as im:
+            if len(sample) == 3 and im.size != (sample[2], sample[1]):
+                raise UsageError(
+                    f"{path}: the image is {im.size[0]} x {im.size[1]} pixels; the model takes "
+                    f"{sample[2]} x {sample[1]} (width x height): resize it first (lenetc does "
+                    "not resize, so that what the model sees is what you gave it)"
+                )
+            if channels == 1 and im.mode.startswith("I"):  # 16-bit grayscale
+                pixels = np.asarray(im, dtype=np.float64)[None] / 65535.0
+            elif channels == 1:
+                pixels = np.asarray(im.convert("L"), dtype=np.float64)[None] / 255.0
+            else:
+                rgb = im.convert("RGB")
+                pixels = np.asarray(rgb, dtype=np.float64).transpose(2, 0, 1) / 255.0
+    except (OSError, ValueError, UnidentifiedImageError, Image.DecompressionBombError) as exc:
+        raise UsageError(f"{path}: not a readable image ({_first_line(exc)})") from None
+    return pixels
 
 
 def read_netpbm(path: Path) -> np.ndarray:

@@ -371,10 +371,17 @@ def test_a_missing_runtime_is_unavailable_required_fails_and_ci_fails(
     args = ["verify", folder, "--runtime", "onnxruntime-node", "--runtime", "onnxruntime[cpu]"]
     result = CliRunner().invoke(main, args)
     assert result.exit_code == 0, result.output
+    assert "install: make deps" not in result.output  # one line, pointing to --explain:
+    assert (
+        f"  1 runtime unavailable here: onnxruntime-node; `lenetc verify --explain {folder}` "
+        in (result.output)
+    )
+    result = CliRunner().invoke(main, [*args, "--explain"])
+    assert result.exit_code == 0, result.output
     assert "onnxruntime-node: unavailable: the npm package onnxruntime-node is not in " in (
         result.output
     )
-    assert "install: make deps" in result.output
+    assert "install: make deps" in result.output and "unavailable here:" not in result.output
     result = CliRunner().invoke(main, [*args, "--require", "onnxruntime-node"])
     assert result.exit_code == EXIT_PARITY
     assert "onnxruntime-node (model.onnx): required (--require onnxruntime-node) but " in (

@@ -425,8 +425,10 @@ def test_predict_json_is_strict_json_and_honors_top(lenet_build, tmp_path):
 
 def test_render_into_a_missing_a_non_folder_or_a_read_only_folder(tmp_path):
     spec = SPECS / "lenet5.yaml"
-    result = invoke("render", spec, "-o", tmp_path / "new" / "sub" / "model.py")
-    assert result.exit_code == 0 and (tmp_path / "new" / "sub" / "model.py").is_file()
+    target = tmp_path / "new" / "sub" / "model.py"  # issue 23: no folders created unasked
+    line = one_error_line(invoke("render", spec, "-o", target), 1)
+    assert line.startswith(f"error: cannot write {target}: the folder {target.parent} does not ")
+    assert not (tmp_path / "new").exists()
     line = one_error_line(invoke("render", spec, "-o", f"{tmp_path / 'dir'}/"), EXIT_SPEC)
     assert (
         line == f"-o {tmp_path / 'dir'}/ names a folder; name the file: {tmp_path / 'dir'}/model.py"
@@ -434,9 +436,9 @@ def test_render_into_a_missing_a_non_folder_or_a_read_only_folder(tmp_path):
     assert not (tmp_path / "dir").exists()
     (tmp_path / "afile").write_text("")
     line = one_error_line(invoke("render", spec, "-o", tmp_path / "afile" / "model.py"), 1)
-    assert line == (
-        f"error: cannot write {tmp_path / 'afile' / 'model.py'}: {tmp_path / 'afile'} is a file, "
-        "not a folder"
+    assert line.startswith(
+        f"error: cannot write {tmp_path / 'afile' / 'model.py'}: the folder {tmp_path / 'afile'} "
+        "is not a folder"
     )
     (tmp_path / "ro").mkdir()
     with read_only(tmp_path / "ro"):

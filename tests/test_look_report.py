@@ -132,14 +132,64 @@ def test_the_server_serves_the_folder_and_the_runtime_on_loopback_only(lenet_bui
         if runtime["available"]:
             status, _, kind = _get(base + runtime["base"] + "ort-wasm-simd-threaded.wasm")
             assert (status, kind) == (200, "application/wasm")
-        assert _get(base + "_lenetc/ort/../../package.json")[0] == 404
-        assert _get(base + "_lenetc/ort/%2e%2e%2fpackage.json")[0] == 404
+        assert _get(base + "_lenetc/ort/../../package.json")[0] in (400, 404)
+        assert _get(base + "_lenetc/ort/%2e%2e%2fpackage.json")[0] in (400, 404)
         assert _get(base)[0] == 404  # no listings
     finally:
         server.shutdown()
         server.server_close()
         thread.join(timeout=10)
     assert not thread.is_alive()
+
+
+def _raw_get(port: int, target: str, host: str | None = None) -> tuple[int, bytes]:
+    """One bounded request to 127.0.0.1:port, with the path sent as it is and a chosen Host."""
+    import http.client
+
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    try:
+        conn.putrequest("GET", target, skip_host=True, skip_accept_encoding=True)
+        conn.putheader("Host", host or f"127.0.0.1:{port}")
+        conn.endheaders()
+        response = conn.getresponse()
+        return response.status, response.read(1 << 20)
+    finally:
+        conn.close()
+
+
+def test_the_server_serves_only_the_manifest_files_to_loopback_hosts(lenet_build, tmp_path, capfd):
+    """Issue 23 (5): a symlink out of the folder, a file the manifest does not list, a foreign Host
+    header (DNS rebinding) and malformed paths get 403/404/400, and nothing prints a traceback."""
+    root = tmp_path / "lenet5"
+    shutil.copytree(lenet_build.root, root)
+    (root / "passwd_link").symlink_to("/etc/passwd")
+    (root / "secret.txt").write_text("not an artifact")
+    (root / "model_link.onnx").symlink_to(root / "model.onnx")
+    server, thread = serve_in_thread(root)
+    try:
+        port = server.server_address[1]
+        status, body = _raw_get(port, "/report.html")
+        assert status == 200 and body == (root / "report.html").read_bytes()
+        assert _raw_get(port, "/model.onnx")[0] == 200
+        assert _raw_get(port, "/c/model.h")[0] == 200  # listed in the manifest, in a subfolder
+        assert _raw_get(port, "/report.html", host=f"localhost:{port}")[0] == 200
+        for target in ("/passwd_link", "/secret.txt", "/model_link.onnx", "/manifest.json", "/c"):
+            assert _raw_get(port, target)[0] == 404, target
+        for host in (f"evil.example:{port}", "127.0.0.1", "127.0.0.1:1", "localhost.evil.com"):
+            status, body = _raw_get(port, "/model.onnx", host=host)
+            assert status == 403 and b"ONNX" not in body, host
+        for target in ("/%00", "/report.html%00", "/c/..%2fmodel.onnx", "/%2e%2e/etc/passwd",
+                       "/a%5cb", "/%ff%fe", "//etc/passwd", "/%0d%0aX:%20y"):  # fmt: skip
+            assert _raw_get(port, target)[0] in (400, 404), target
+        (root / "model.onnx").unlink()  # replaced by a symlink after the server started
+        (root / "model.onnx").symlink_to("/etc/passwd")
+        assert _raw_get(port, "/model.onnx")[0] == 404
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=10)
+    err = capfd.readouterr().err
+    assert "Traceback" not in err
 
 
 def test_without_the_npm_package_the_panel_says_how_to_get_it(lenet_build, monkeypatch, tmp_path):

@@ -93,11 +93,13 @@ def test_pgm_image_maps_pixels_onto_input_range(lenet_build, golden, tmp_path, b
 def test_wrong_shape_missing_file_and_bad_type_are_one_line_exit_2(lenet_build, tmp_path):
     np.save(tmp_path / "bad.npy", np.zeros((3, 28, 28), np.float32))
     (tmp_path / "x.png").write_bytes(b"\x89PNG")
+    (tmp_path / "x.gif").write_bytes(b"GIF89a")
     cases = {
         "bad.npy": "bad.npy: shape (3, 28, 28) is neither one sample (1 x 32 x 32) nor a batch "
         "(N x 1 x 32 x 32)",
         "nope.npy": "nope.npy: no such file",
-        "x.png": "x.png: unsupported file type '.png'; use .npy, .pgm, .ppm, .pnm",
+        "x.png": "x.png: not a readable image (",  # Pillow's word (tests/test_hostile.py)
+        "x.gif": "x.gif: unsupported file type '.gif'; use .npy, .pgm, .ppm, .pnm, .png, .jpg",
     }
     for name, message in cases.items():
         code, out = _predict(str(lenet_build.root), str(tmp_path / name))

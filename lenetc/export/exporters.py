@@ -86,7 +86,7 @@ class DataFacts:
         )
 
     def info(self) -> DatasetInfo:
-        return DatasetInfo(self.name, self.mean, self.std, self.labels)
+        return DatasetInfo(self.name, self.mean, self.std, self.labels, self.input_range)
 
 
 @dataclass

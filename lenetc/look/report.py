@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import shlex
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -73,6 +74,7 @@ def render_report(build_dir: Path) -> str:
         "name": trace.spec.name,
         "class_name": trace.spec.class_name,
         "folder": str(build_dir),
+        "folder_quoted": shlex.quote(str(build_dir)),  # in a command to paste
         "summary": _summary(trace, train, verify),
         "drawing": Markup(draw(trace)),  # rendered by the same autoescaping environment
         "shapes": _shapes(trace),
@@ -260,16 +262,21 @@ def _pct(v: float | None) -> str:
 
 
 def _embed(folder: str, trace: ShapeTrace) -> list[tuple[str, str]]:
+    """The commands to paste: the folder shell-quoted (a folder named `p $(touch x)"` stays a
+    name) and, in Python and C++, a string literal of the language (no quote closes early)."""
     shape = ", ".join(str(d) for d in trace.spec.input_shape)
+    quoted = shlex.quote(folder)
+    onnx_py = repr(f"{folder}/model.onnx")
+    script_cpp = json.dumps(f"{folder}/model.torchscript.pt")  # ASCII, C-style escapes
     return [
         (
             "Predict from the command line (onnxruntime only; .npy or .pgm/.ppm inputs)",
-            f"lenetc predict {folder} digit.pgm",
+            f"lenetc predict {quoted} digit.pgm",
         ),
         (
             "Python, onnxruntime: the normalization and labels are in model.onnx itself",
             "import json, numpy as np, onnxruntime as ort\n"
-            f'session = ort.InferenceSession("{folder}/model.onnx")\n'
+            f"session = ort.InferenceSession({onnx_py})\n"
             "meta = session.get_modelmeta().custom_metadata_map\n"
             'mean = np.array(json.loads(meta["normalization_mean"]))\n'
             'std = np.array(json.loads(meta["normalization_std"]))\n'
@@ -287,12 +294,12 @@ def _embed(folder: str, trace: ShapeTrace) -> list[tuple[str, str]]:
         ),
         (
             "C++ with libtorch (TorchScript)",
-            f'auto module = torch::jit::load("{folder}/model.torchscript.pt");\n'
+            f"auto module = torch::jit::load({script_cpp});\n"
             f"auto y = module.forward({{torch::rand({{1, {shape}}})}}).toTensor();",
         ),
         (
             "Serve this report to try the model in the browser (127.0.0.1 only)",
-            f"lenetc serve {folder}",
+            f"lenetc serve {quoted}",
         ),
     ]
 

@@ -104,6 +104,13 @@ def parse_spec(data: YMap, file: str, source_dir: Path, sha256: str = "") -> Spe
         name, "name", top, top.line("name"), source=False
     ):
         name = None
+    if name is not None and name.lower() in MAKE_CLASHES:
+        top.fail(
+            f"name '{name}' {MAKE_CLASHES[name.lower()]}",
+            top.line("name"),
+            hint=f"rename it, e.g. '{name}_net'",
+        )
+        name = None
     class_name = top.get("class_name", text(64), None)
     if class_name is None and name is not None:
         class_name = camel_case(name)
@@ -131,6 +138,20 @@ def parse_spec(data: YMap, file: str, source_dir: Path, sha256: str = "") -> Spe
         sha256=sha256,
         input_line=inp.line("shape"),
     )
+
+
+# The C target's Makefile (templates/c/Makefile.j2) names its program after the spec (lowercase):
+# a name equal to another of its targets merges the two rules, and a program called makefile
+# would be read by the next `make` as its makefile.
+MAKE_CLASHES = {
+    "clean": "is a target of the C target's Makefile (`make clean`): a plain `make` would run "
+    "its recipe (rm) instead of building ./clean",
+    **{
+        f: f"would name the C target's program ./{f}, which the next `make` would read as its "
+        "makefile"
+        for f in ("makefile", "gnumakefile")
+    },
+}
 
 
 def _check_loss(nodes: list[Node], train: TrainConfig, report: Reporter) -> None:

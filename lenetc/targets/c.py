@@ -24,8 +24,10 @@ from typing import Any
 
 from ..artifacts import write_text
 from ..check.shapes import ShapeTrace, TracedNode
+from ..errors import Location, Problem, SpecError
 from ..layers.base import numel
 from ..spec.load import INPUT
+from .c_names import LIBC
 from .templates import environment, fragment
 from .values import identifier
 from .walk import derivation_comment
@@ -40,15 +42,18 @@ _MATH = """acos asin atan atan2 cos sin tan acosh asinh atanh cosh sinh tanh exp
     ilogb ldexp log log10 log1p log2 logb modf scalbn scalbln cbrt fabs hypot pow sqrt erf erfc
     lgamma tgamma ceil floor nearbyint rint lrint llrint round lround llround trunc fmod remainder
     remquo copysign nan nextafter nexttoward fdim fmax fmin fma""".split()
-C_RESERVED = frozenset(
-    """auto break case char const continue default do double else enum extern float for goto if
+C_RESERVED = (
+    frozenset(
+        """auto break case char const continue default do double else enum extern float for goto if
     inline int long register restrict return short signed sizeof static struct switch typedef
     union unsigned void volatile while _Bool _Complex _Imaginary main input output batch n x y
     i o c g p oc ic ky kx oy ox iy ix m s v w row acc in out NULL offsetof size_t ptrdiff_t
     wchar_t isnan isinf isfinite isnormal signbit fpclassify isgreater isless float_t double_t
     math_errhandling""".split()
-    + [f + suffix for f in _MATH for suffix in ("", "f", "l")]
-)
+        + [f + suffix for f in _MATH for suffix in ("", "f", "l")]
+    )
+    | LIBC
+)  # the rest of the C99 library: gcc and clang know its functions as builtins
 _RESERVED_PATTERN = re.compile(r"buf\d+|v\d+|[A-Z][A-Z0-9_]*")  # buffers, block values, macros
 
 
@@ -60,6 +65,7 @@ class DatasetInfo:
     mean: tuple[float, ...]
     std: tuple[float, ...]
     labels: tuple[str, ...]
+    input_range: tuple[float, float] | None = None  # the raw scale mean and std are in
 
 
 @dataclass(frozen=True)
@@ -136,6 +142,7 @@ def prefix(trace: ShapeTrace) -> str:
 
 def render_c(trace: ShapeTrace, data: DatasetInfo | None = None) -> dict[str, str]:
     """The C target's files (without the weights file), by file name."""
+    require_static_fits(trace)
     layers = layer_views(trace)
     steps = forward_steps(trace, layers)
     model = model_view(trace, data)
@@ -213,6 +220,7 @@ def model_view(trace: ShapeTrace, data: DatasetInfo | None) -> dict[str, Any]:
             "std": "{" + ", ".join(c_literal(s) for s in data.std) + "}",
             "channels": str(len(data.mean)),
             "labels": "{" + ", ".join(c_string(label) for label in data.labels) + "}",
+            "range": None if data.input_range is None else [c_literal(v) for v in data.input_range],
         },
     }
 
@@ -221,7 +229,7 @@ def model_view(trace: ShapeTrace, data: DatasetInfo | None) -> dict[str, Any]:
 
 
 def layer_views(trace: ShapeTrace) -> list[CLayer]:
-    taken: set[str] = set(C_RESERVED)
+    taken: set[str] = set(C_RESERVED) | {f"{prefix(trace)}_forward"}  # model.h's function
     arrays = {f"{t.node.name}_{param}" for t in trace.nodes for param in _layout(t.node.type)}
     views = []
     for t in trace.nodes:
@@ -442,6 +450,32 @@ def _plan(trace: ShapeTrace) -> tuple[dict[str, str], _Buffers]:
         where[name] = f"buf{k}"
     where["__final__"] = where[final]
     return where, bufs
+
+
+# Static data beyond 2 GiB does not link with the default code model (-mcmodel=small: "relocation
+# truncated to fit"); the C target keeps its weights and scratch buffers under it.
+STATIC_LIMIT = 2**31 - 2**24
+
+
+def require_static_fits(trace: ShapeTrace) -> None:
+    """SpecError (exit 2) when the C target's static arrays would not link, with the numbers."""
+    buffers = 4 * sum(_plan(trace)[1].sizes)
+    weights = 4 * trace.params
+    if buffers + weights <= STATIC_LIMIT:
+        return
+    big = max(trace.nodes, key=lambda t: numel(t.out_shape))
+    gib = 2**30
+    raise SpecError(
+        Problem(
+            f"the C target (c/, written by every build) needs {(buffers + weights) / gib:.1f} GiB "
+            f"of static arrays (scratch buffers {buffers / gib:.2f} GiB, weights "
+            f"{weights / gib:.2f} GiB), over the {STATIC_LIMIT / gib:.2f} GiB a C program's "
+            f"static data can hold; the largest output is {big.node.name} "
+            f"{big.out_shape} ({4 * numel(big.out_shape) / gib:.2f} GiB)",
+            Location(trace.spec.path, trace.spec.input_line or big.node.line),
+            hint="use a smaller input.shape, or reduce the size early (stride, pooling)",
+        )
+    )
 
 
 def _buffer_sizes(trace: ShapeTrace) -> list[str]:

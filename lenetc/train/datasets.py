@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..artifacts import not_a_regular_file
 from ..errors import Location, Problem, RuntimeFailure, SpecError
 from ..spec.config import DatasetConfig
 from .idx import map_idx, read_idx
@@ -68,6 +69,7 @@ def load_dataset(
     base_dir: Path = Path("."),
 ) -> Dataset:
     at = Location(spec_path, cfg.line)
+    _refuse_special_files(cfg, base_dir)
     if cfg.name == "digits":
         raw = _digits()
     elif cfg.name == "synthetic":
@@ -124,6 +126,23 @@ def load_dataset(
         labels[:num_classes],
         input_range,
     )
+
+
+_PATH_KEYS = ("path", "x", "y", "x_test", "y_test", "train_images", "train_labels",
+              "test_images", "test_labels")  # fmt: skip
+
+
+def _refuse_special_files(cfg: DatasetConfig, base: Path) -> None:
+    """A FIFO, a device or a socket as a dataset file: one line, before any open() (a FIFO with
+    no writer blocks open forever; /dev/zero never ends). Missing files are each reader's to say."""
+    for key in _PATH_KEYS:
+        value = getattr(cfg, key, None)
+        if value is None:
+            continue
+        path = Path(base, value)
+        why = not_a_regular_file(path)
+        if why is not None and why != "no such file" and not why.startswith("is a folder"):
+            raise RuntimeFailure(f"dataset {cfg.name} {key} {path}: {why}")
 
 
 def _reader(x, shape: tuple[int, ...], cfg: DatasetConfig, at: Location):
@@ -260,7 +279,8 @@ def _check_mapped(m: Mapped, path: Path, key: str = "images") -> Mapped:
 def _to_float(a: np.ndarray) -> np.ndarray:
     if a.dtype == np.uint8:  # 8-bit pixels: scale to [0, 1], as image files are read
         return a.astype(np.float32) / 255.0
-    return a.astype(np.float32)
+    with np.errstate(over="ignore"):  # beyond float32 -> inf, refused with its place (streaming)
+        return a.astype(np.float32)
 
 
 def _as_float(a: np.ndarray, path: Path, key: str = "images") -> np.ndarray:

@@ -88,9 +88,11 @@ def _refuse_non_finite(x: np.ndarray, rows: np.ndarray, source: str) -> None:
     if bad.any():
         k = int(np.flatnonzero(bad.any(axis=1))[0])
         where = [int(j) for j in np.unravel_index(int(np.argmax(bad[k])), x.shape[1:])]
+        value = x[k].reshape(-1)[np.argmax(bad[k])]
+        why = "" if np.isnan(value) else " (infinity, or a value beyond float32's ±3.4e38)"
         raise RuntimeFailure(
-            f"{source}: sample {int(rows[k])} holds {x[k].reshape(-1)[np.argmax(bad[k])]} at "
-            f"{where}; remove or repair that sample"
+            f"{source}: sample {int(rows[k])} holds {value} at {where}{why}; remove or repair "
+            "that sample"
         )
 
 

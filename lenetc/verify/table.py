@@ -31,14 +31,21 @@ def to_json(report: Report) -> dict[str, Any]:
     return data
 
 
-def format_table(report: Report) -> str:
+def format_table(report: Report, explain: bool = False) -> str:
+    """The table, a note per WARN, FAIL and within-tolerance difference, and the runtimes that
+    cannot run here in one line (with `explain`: one line each, with the reason and the way to
+    install it). A required runtime that is missing is a FAIL, and its reason is always shown."""
     rows: list[tuple[str, ...]] = []
     notes: list[str] = []
+    missing: list[str] = []
     for r in report.runtimes:
         if not r.outputs:
             result = "n/a" if r.status == UNAVAILABLE else r.status
             rows.append((r.runtime, r.artifact, "-", "", "", "", "", "", result))
-            notes.append(f"{r.runtime}: {r.status}: {r.reason}")
+            if r.status == UNAVAILABLE and not explain:
+                missing.append(r.runtime)
+            else:
+                notes.append(f"{r.runtime}: {r.status}: {r.reason}")
             continue
         for o in r.outputs:
             rows.append(
@@ -75,6 +82,8 @@ def format_table(report: Report) -> str:
     ]
     lines += ["  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip() for row in rows]
     lines += [f"  {n}" for n in notes]
+    if missing:
+        lines.append(f"  {unavailable_summary(missing, report.build)}")
     counts = {s: sum(r.status == s for r in report.runtimes) for s in ("PASS", FAIL, UNAVAILABLE)}
     warned = sum(r.status == WARN for r in report.runtimes)
     lines.append(
@@ -84,6 +93,17 @@ def format_table(report: Report) -> str:
         + f"{counts[UNAVAILABLE]} unavailable) in {report.seconds:.1f} s"
     )
     return "\n".join(lines)
+
+
+def unavailable_summary(names: list[str], build: str) -> str:
+    """`3 runtimes unavailable here: a, b, c; lenetc verify --explain BUILD says why ...`"""
+    import shlex
+
+    count = f"{len(names)} runtime{'s' if len(names) != 1 else ''}"
+    return (
+        f"{count} unavailable here: {', '.join(names)}; `lenetc verify --explain "
+        f"{shlex.quote(str(build))}` says why and how to install them"
+    )
 
 
 def _pct(value: float | None) -> str:
