@@ -22,6 +22,7 @@ from lenetc.check.shapes import check
 from lenetc.cli import main
 from lenetc.layers import REGISTRY
 from lenetc.spec.load import load_spec
+from lenetc.targets.c import ContractProblem, contract
 from lenetc.targets.templates import environment, fragment, templates_dir
 from lenetc.targets.torch import render
 from lenetc.targets.values import LayerView
@@ -153,9 +154,10 @@ def test_every_kind_has_a_fragment_a_case_and_a_readme_row() -> None:
         if not c_path.is_file():
             missing.append(f"{kind}: no C fragment {c_path.relative_to(ROOT)}")
         else:
-            c_macros = fragment("c", kind)
-            if not (callable(getattr(c_macros, "define", None)) or getattr(c_macros, "alias", 0)):
-                missing.append(f"{kind}: C fragment has neither a `define` macro nor `alias`")
+            try:
+                contract(kind)  # kernel and call, or alias; every setting known and typed
+            except ContractProblem as problem:
+                missing.append(f"{kind}: {problem}")
         if kind not in KINDS:
             missing.append(f"{kind}: no row in KINDS (tests/kinds.py)")
         if not re.search(rf"^\| `{re.escape(kind)}` \|", readme, re.M):
