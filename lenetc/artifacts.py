@@ -31,12 +31,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .errors import RuntimeFailure, library_error
+from .errors import RuntimeFailure, first_line
 
 
 @dataclass(frozen=True)
 class BuildDir:
-    """build/<spec name>/ and the fixed names of what lives in it (design.md, Build folder)."""
+    """build/<spec name>/ and the fixed names of what lives in it (README.md: The build folder)."""
 
     root: Path
 
@@ -395,4 +395,4 @@ def pt_error(exc: BaseException) -> str:
         return "it is empty"
     if "PytorchStreamReader" in str(exc) or "zip archive" in str(exc):
         return "not a complete torch zip archive: truncated or another kind of file"
-    return library_error(exc)
+    return first_line(exc, typed=True)

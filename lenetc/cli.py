@@ -16,7 +16,7 @@ from pathlib import Path
 import click
 
 from . import __version__
-from .errors import EXIT_RUNTIME, LenetcError, library_error, printable
+from .errors import EXIT_RUNTIME, LenetcError, first_line, printable
 from .expected_warnings import library_logs_in_one_line
 
 SPEC = click.Path(path_type=Path, dir_okay=False)
@@ -54,7 +54,9 @@ class Group(click.Group):
             raise
         except Exception as exc:  # a bug in lenetc: say so in one line, not a traceback
             click.echo(
-                printable(f"error: internal error ({library_error(exc)}); please report it"),
+                printable(
+                    f"error: internal error ({first_line(exc, typed=True)}); please report it"
+                ),
                 err=True,
             )
             ctx.exit(EXIT_RUNTIME)
@@ -271,7 +273,7 @@ def build_cmd(
     try:
         result = build(spec, opts, log=echo)
     except TrainingInterrupted as exc:
-        if not getattr(exc, "quiet", False):
+        if not exc.quiet:
             echo(str(exc), err=True)
         ctx.exit(130)
     if result.rank != 0:  # under torchrun: rank 0 reports for the job

@@ -2,7 +2,8 @@
 
 A SpecError carries every Problem found in a spec (file, YAML line, layer, message, hint);
 it exits 2.
-A RuntimeFailure (missing dataset, unwritable folder, export failure) exits 1 with a one-line cause.
+A RuntimeFailure (missing dataset, unwritable folder, export failure) exits 1 with a one-line cause
+(`first_line` and `cannot_read` phrase a library's exception or a failed read as one).
 A ParityFailure exits 3. An IntegrityFailure (an artifact that does not match manifest.json, or
 artifacts that contradict each other: a tampered or mixed build folder) exits 4. Only cli.py turns
 these into exit codes.
@@ -106,10 +107,11 @@ _TORCH_ADVICE = "weights_only` set to `False`"
 _REFUSED_GLOBAL = "Trying to load unsupported GLOBAL "
 
 
-def library_error(exc: BaseException, with_type: bool = True) -> str:
-    """A library's exception as one line ("Type: first line"), with torch's advice to load a
-    pickle unsafely replaced by what the file holds. Every library error lenetc shows goes
-    through here."""
+def first_line(exc: BaseException, typed: bool = False) -> str:
+    """An exception's message as one line: its first (a library's detail and traceback-like tail
+    dropped), after its type's name when `typed`; the type's name alone when it says nothing.
+    torch's advice to load a pickle unsafely is replaced by what the file holds: every library
+    error lenetc shows goes through here."""
     text = str(exc).strip()
     if _TORCH_ADVICE in text or "Weights only load failed" in text:
         found = next((line for line in text.splitlines() if line.startswith(_REFUSED_GLOBAL)), "")
@@ -120,9 +122,21 @@ def library_error(exc: BaseException, with_type: bool = True) -> str:
             + ": refused; lenetc loads .pt files with weights_only=True and never runs their code"
         )
     lines = text.splitlines()
-    if not with_type:
-        return lines[0] if lines else type(exc).__name__
-    return f"{type(exc).__name__}: {lines[0]}" if lines else type(exc).__name__
+    if not lines:
+        return type(exc).__name__
+    return f"{type(exc).__name__}: {lines[0]}" if typed else lines[0]
+
+
+def cannot_read(exc: OSError, path: object, what: str) -> RuntimeFailure:
+    """An OSError met reading `path` (a dataset file, `what` says which) as the one-line failure
+    to raise: `train images data/x.npy: no such file`."""
+    if isinstance(exc, FileNotFoundError):
+        said = "no such file"
+    elif isinstance(exc, IsADirectoryError):
+        said = "is a folder, not a file"
+    else:
+        said = f"cannot read ({exc.strerror or exc})"
+    return RuntimeFailure(f"{what} {path}: {said}")
 
 
 # C0 and C1 controls and DEL (escape sequences: colours, cursor moves, a cleared screen, a forged

@@ -31,7 +31,7 @@ from pathlib import Path
 import numpy as np
 
 from .artifacts import not_a_regular_file
-from .errors import RuntimeFailure, UsageError, library_error
+from .errors import RuntimeFailure, UsageError, first_line
 from .export.onnx_meta import ModelInfo, read
 
 NETPBM = {".pgm", ".ppm", ".pnm", ".pbm"}
@@ -82,7 +82,7 @@ def open_model(build_dir: Path):
     try:
         session = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
     except Exception as exc:
-        raise RuntimeFailure(f"onnxruntime cannot load {onnx_path}: {_first_line(exc)}") from None
+        raise RuntimeFailure(f"onnxruntime cannot load {onnx_path}: {first_line(exc)}") from None
     return session, read(session.get_modelmeta().custom_metadata_map, str(onnx_path))
 
 
@@ -106,7 +106,7 @@ def load_input(path: Path, info: ModelInfo, normalized: bool = False) -> np.ndar
         try:
             raw = np.load(path, allow_pickle=False)
         except (ValueError, OSError, EOFError) as exc:
-            why = "it is empty" if isinstance(exc, EOFError) else _first_line(exc)
+            why = "it is empty" if isinstance(exc, EOFError) else first_line(exc)
             raise UsageError(f"{path}: not a readable .npy file ({why})") from None
         if raw.dtype.kind not in "uifb":
             raise UsageError(f"{path}: holds {raw.dtype} values, not numbers")
@@ -191,7 +191,7 @@ def read_image(path: Path, sample: tuple[int, ...]) -> np.ndarray:
                 rgb = im.convert("RGB")
                 pixels = np.asarray(rgb, dtype=np.float64).transpose(2, 0, 1) / 255.0
     except (OSError, ValueError, UnidentifiedImageError, Image.DecompressionBombError) as exc:
-        raise UsageError(f"{path}: not a readable image ({_first_line(exc)})") from None
+        raise UsageError(f"{path}: not a readable image ({first_line(exc)})") from None
     return pixels
 
 
@@ -291,7 +291,3 @@ def as_json(predictions: list[Prediction], labels: tuple[str, ...], top: int = 1
             }
         )
     return rows
-
-
-def _first_line(exc: BaseException) -> str:
-    return library_error(exc, with_type=False)

@@ -15,8 +15,8 @@ from collections.abc import Callable
 import numpy as np
 import torch
 
+from .. import errors
 from ..artifacts import BuildDir
-from ..errors import library_error
 from ..spec.load import Spec
 
 Observed = list[tuple[str, np.ndarray]]
@@ -83,4 +83,5 @@ class Runtime(abc.ABC):
 
 
 def first_line(exc: BaseException) -> str:
-    return library_error(exc)
+    """A runtime's exception as one line, after its type (`RuntimeError: ...`)."""
+    return errors.first_line(exc, typed=True)

@@ -33,7 +33,7 @@ import torch
 
 from ..artifacts import BuildDir, load_module_class, load_pt
 from ..check.shapes import ShapeTrace, check
-from ..errors import IntegrityFailure, LenetcError, library_error
+from ..errors import IntegrityFailure, LenetcError, first_line
 from ..expected_warnings import (
     TORCH_EXPORT_LOAD_LOG,
     TORCHSCRIPT_WARNINGS,
@@ -182,7 +182,9 @@ def _torch_artifact(path: Path, state: dict[str, np.ndarray], read, odd: Odd) ->
     try:
         held = read(path)
     except Exception as exc:  # torch raises many types for a damaged archive
-        return [f"{path}: cannot be loaded to compare with weights.pt ({library_error(exc)})"]
+        return [
+            f"{path}: cannot be loaded to compare with weights.pt ({first_line(exc, typed=True)})"
+        ]
     return _compare(path, held, state, odd)
 
 
@@ -279,7 +281,7 @@ def _c_weights(
         want = stored_arrays(trace, {k: torch.from_numpy(v) for k, v in state.items()})
         held = read_weights(path.read_text(encoding="utf-8"))
     except (LenetcError, ValueError, UnicodeDecodeError) as exc:
-        return [f"{path}: cannot be compared with weights.pt ({library_error(exc)})"]
+        return [f"{path}: cannot be compared with weights.pt ({first_line(exc, typed=True)})"]
     problems = [
         f"{path}: has no array {key} (weights.pt's parameter)" for key in want if key not in held
     ]
@@ -310,7 +312,7 @@ def _golden(
         with np.load(out.io_npz, allow_pickle=False) as held:
             arrays = {k: held[k] for k in held.files}
     except Exception as exc:  # a zip that is not one, a member that is not an array
-        return [f"{out.io_npz}: not a readable .npz archive ({library_error(exc)})"]
+        return [f"{out.io_npz}: not a readable .npz archive ({first_line(exc, typed=True)})"]
     if sorted(arrays) != ["input", "label", "output"]:
         return [f"{out.io_npz}: holds {sorted(arrays)}, export writes input, output and label"]
     x, y, label = arrays["input"], arrays["output"], arrays["label"]
@@ -337,7 +339,7 @@ def _golden(
         with np.load(out.heldout, allow_pickle=False) as held:
             hx, hy = held["x"][:n_real], held["y"][:n_real]
     except Exception as exc:  # not a zip, no x or y, an object array
-        return [f"{out.heldout}: not the .npz lenetc writes ({library_error(exc)})"]
+        return [f"{out.heldout}: not the .npz lenetc writes ({first_line(exc, typed=True)})"]
     if not (_same(x[:n_real], hx.astype(np.float32)) and np.array_equal(label[:n_real], hy)):
         problems.append(f"{out.io_npz}: its first {n_real} rows are not heldout.npz's samples")
     rng = np.random.default_rng(seed + RANDOM_SEED_OFFSET)
@@ -382,7 +384,7 @@ def _test_data(out: BuildDir, x: np.ndarray, y: np.ndarray) -> list[str]:
             tensor.ParseFromString((out.test_data / file).read_bytes())
             names.append(tensor.name)
     except Exception as exc:  # protobuf's DecodeError, a tensor numpy cannot hold
-        return [f"{out.test_data}: not ONNX tensors ({library_error(exc)})"]
+        return [f"{out.test_data}: not ONNX tensors ({first_line(exc, typed=True)})"]
     for file, got, want, name, graph_name in (
         ("input_0.pb", xs, x, names[0], graph.input[0].name),
         ("output_0.pb", ys, y, names[1], graph.output[0].name),
@@ -406,7 +408,7 @@ def _training(out: BuildDir, state: dict[str, np.ndarray], train: dict, odd: Odd
             if line.strip()
         ]
     except (UnicodeDecodeError, ValueError) as exc:
-        return [f"{out.metrics}: not the JSON lines lenetc writes ({library_error(exc)})"]
+        return [f"{out.metrics}: not the JSON lines lenetc writes ({first_line(exc, typed=True)})"]
     epochs = train.get("epochs")
     if [r.get("epoch") if isinstance(r, dict) else None for r in records] != list(
         range(1, (epochs if isinstance(epochs, int) else -1) + 1)

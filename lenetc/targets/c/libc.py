@@ -1,4 +1,4 @@
-"""Targets (c): the C99 standard library's identifiers, which a layer's C function must not take.
+"""Targets (c, libc): the C99 library's identifiers, which a layer's C names must not take.
 
 Takes nothing; `LIBC` is every function, lower-case macro, type and object that C99's headers
 (7.2-7.26) declare. gcc and clang know most of the functions as builtins even where no header is
