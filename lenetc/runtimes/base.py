@@ -80,6 +80,16 @@ class Runtime(abc.ABC):
     def parameters(self) -> dict[str, np.ndarray] | None:
         return None
 
+    def findings(self) -> list[str]:
+        """What the last run showed beyond its outputs, as notes of its row (an emulated device:
+        whether it computed the host's bits)."""
+        return []
+
+    def instructions(self) -> float | None:
+        """Emulated instructions per inference in the last run, where the runtime is an emulated
+        device (`lenetc bench` shows them instead of a time)."""
+        return None
+
 
 def first_line(exc: BaseException) -> str:
     lines = str(exc).strip().splitlines()

@@ -86,7 +86,11 @@ def verify_build(
             worst = _worst_case(cases, refs, got, atol, rtol)
             result.divergence = locate(runtime, spec, model64, weights, worst.x, atol, rtol)
         elif result.status == PASS:  # within tolerance, yet not the trained weights: say so
-            result.notes = [text for _, text in parameter_diffs(runtime, weights, spec)]
+            result.notes = [
+                f"{text} (within tolerance)" for _, text in parameter_diffs(runtime, weights, spec)
+            ]
+        if result.outputs:  # what the run showed beyond its outputs (a device against the host)
+            result.notes = runtime.findings() + result.notes
         result.seconds = round(time.perf_counter() - t0, 3)
         report.runtimes.append(result)
     report.seconds = round(time.perf_counter() - started, 3)
