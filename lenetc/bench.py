@@ -6,6 +6,8 @@ a warm-up, as the median of repeated timings, on a stated number of threads (tor
 Runtime's; the C target is single-threaded). Each figure is also a ratio to torch eager measured in
 the same run. Returns a BenchReport; `format_table` prints it and `to_json` is bench.json (written
 atomically into the build folder). A runtime that cannot run here is listed with the reason.
+A runtime that emulates a device (the Cortex-M rows under QEMU) is not timed: its emulated
+instructions per inference are counted instead, and labelled so.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ BASELINE = "torch[cpu]"
 BATCHES = (1, 16, 256)
 MEASURE_SECONDS = 0.2  # each of the repeats times calls for about this long
 REPEATS = 7
+COUNTED = 8  # samples an emulated device runs for its instruction count
 
 
 @dataclass
@@ -52,6 +55,8 @@ class RuntimeBench:
     built_with: str = ""
     timings: list[Timing] = field(default_factory=list)
     ratios: dict[int, float] = field(default_factory=dict)  # time per call / torch eager's
+    instructions: float | None = None  # an emulated device: instructions per inference
+    samples: int = 0  # behind `instructions`
 
 
 @dataclass
@@ -107,6 +112,8 @@ def _bench_one(
     runtime: Runtime, inputs: dict, threads: int, repeats: int, measure: float, bar
 ) -> RuntimeBench:
     result = RuntimeBench(runtime.name, runtime.artifact)
+    if runtime.emulates:
+        return _count_one(runtime, result, inputs, bar)
     if runtime.runs_cases_at_once:  # Node.js, Chromium, the libtorch program: one process a call
         result.status = "not timed"
         result.reason = (
@@ -136,6 +143,30 @@ def _bench_one(
             bar.update(1)
             break
         bar.update(1)
+    return result
+
+
+def _count_one(runtime: Runtime, result: RuntimeBench, inputs: dict, bar) -> RuntimeBench:
+    """An emulated device: its instructions per inference over up to COUNTED samples of the
+    largest batch; a count of emulated instructions, not a time."""
+    bar.update(len(inputs))
+    why = runtime.unavailable()
+    if why is not None:
+        result.status, result.reason = "unavailable", why
+        return result
+    x = inputs[max(inputs)][:COUNTED]
+    try:
+        runtime.load()
+        runtime.run_many([x])
+    except RuntimeProblem as exc:
+        result.status, result.reason = "failed", str(exc)
+        return result
+    result.status, result.samples = "emulated", len(x)
+    result.instructions = runtime.instructions()
+    result.reason = (
+        f"emulated instructions per inference on {runtime.emulates}, counted by QEMU "
+        "(-icount, SysTick): not cycles, not wall time"
+    )
     return result
 
 
@@ -187,6 +218,11 @@ def format_table(report: BenchReport) -> str:
     ]
     rows, notes = [], []
     for r in report.runtimes:
+        if r.status == "emulated" and r.instructions is not None:
+            shown = f"{r.instructions / 1e6:.2f}M instructions"
+            rows.append([r.runtime, r.artifact, shown] + [""] * (len(report.batches) - 1))
+            notes.append(f"{r.runtime}: {r.reason}")
+            continue
         if r.status != "ok" and not r.timings:
             rows.append([r.runtime, r.artifact, r.status] + [""] * (len(report.batches) - 1))
             notes.append(f"{r.runtime}: {r.status}: {r.reason}")

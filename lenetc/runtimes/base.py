@@ -45,6 +45,9 @@ class Runtime(abc.ABC):
     # speed on this machine (the C target: -O3 -march=native); an adapter honours what it can.
     threads: int | None = None
     fast: bool = False
+    # The device a runtime emulates ("cortex-m4, hard float"): `lenetc bench` counts its emulated
+    # instructions per inference (`instructions`) instead of timing it.
+    emulates: str = ""
 
     def __init__(self, out: BuildDir, spec: Spec) -> None:
         self.out = out

@@ -72,6 +72,7 @@ class Qemu(CTarget):
         super().__init__(out, spec)
         self.core, self.variant = core, variant
         self.name = f"{variant.label}[{core.name},qemu]"
+        self.emulates = f"{core.label} ({core.board})"
         self.artifact = f"c/{variant.sources[0]}"
         self.ticks = self.samples = 0
         self.notes: list[str] = []
