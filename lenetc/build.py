@@ -33,9 +33,11 @@ from .artifacts import (
 )
 from .check.memory import default_budget, require, user_budget
 from .check.shapes import check
+from .errors import SpecError
 from .export.manifest import write_manifest
 from .lock import folder_lock
 from .spec.load import Spec, load_spec
+from .targets.c.footprint import footprints, over_budget
 from .targets.torch import render
 from .train.distributed import backend_name, check_batch
 from .train.distributed import from_env as ranks_from_env
@@ -91,6 +93,9 @@ def build(spec_path: Path, opts: BuildOptions = BuildOptions(), log=print) -> Bu
     say = (lambda *a, **k: None) if opts.quiet or not main else log
     spec = with_overrides(load_spec(spec_path), opts)
     trace = check(spec)
+    problems = over_budget(trace, footprints(trace))  # the spec's target: budget, before training
+    if problems:
+        raise SpecError(problems)
     check_batch(spec.train.batch_size, ranks, spec.path)
     budget = default_budget() if opts.memory_budget is None else user_budget(opts.memory_budget)
     require(trace, spec.train, spec.verify, budget)  # before anything is allocated

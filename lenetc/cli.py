@@ -90,10 +90,19 @@ def check_cmd(spec: Path, as_json: bool) -> None:
     """Check every shape and show how each size is derived. Writes nothing."""
     from .check.shapes import check
     from .check.table import check_json, check_table
+    from .errors import SpecError
     from .spec.load import load_spec
+    from .targets.c.footprint import footprint_json, footprint_lines, footprints, over_budget
 
     trace = check(load_spec(spec))
-    echo(check_json(trace) if as_json else check_table(trace))
+    found = footprints(trace)  # the C target's RAM and flash, from its buffer plan
+    problems = over_budget(trace, found)
+    if problems:
+        raise SpecError(problems)
+    if as_json:
+        echo(check_json(trace, {"footprint": footprint_json(found)}))
+    else:
+        echo(check_table(trace) + "\n\n" + "\n".join(footprint_lines(found, trace.spec.target)))
 
 
 @main.command("render")

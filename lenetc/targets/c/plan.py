@@ -106,3 +106,8 @@ def _stored_floats(tensors: Sequence[tuple[str, tuple[int, ...]]], view: CLayer)
         padded = lanes if name in fragment.pad_to_lanes and lanes else last
         total += numel(shape) // last * padded
     return total
+
+
+def layer_weight_floats(trace: ShapeTrace, views: Sequence[CLayer]) -> list[int]:
+    """Floats of each node's weight arrays as stored, in trace order (0 for a layer without)."""
+    return [_stored_floats(t.out.tensors, view) for t, view in zip(trace.nodes, views)]
