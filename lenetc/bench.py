@@ -78,6 +78,7 @@ def bench_build(
     repeats: int = REPEATS,
     measure: float = MEASURE_SECONDS,
     progress: bool = False,
+    runtimes: tuple[str, ...] = (),
 ) -> BenchReport:
     started = time.perf_counter()
     out = BuildDir(Path(root)).require_model()
@@ -85,7 +86,8 @@ def bench_build(
     import torch
 
     torch.set_num_threads(threads)
-    runtimes = [r for r in plan(out, spec, ("cpu",)) if r.device == "cpu"]
+    chosen = plan(out, spec, ("cpu",), runtimes, where="bench --runtime")
+    rows = [r for r in chosen if r.device == "cpu"]
     report = BenchReport(
         str(out.root), threads, list(batches), _machine(), platform.python_version()
     )
@@ -94,9 +96,9 @@ def bench_build(
     from tqdm import tqdm
 
     with tqdm(
-        total=len(runtimes) * len(batches), desc="bench", unit="run", disable=not progress
+        total=len(rows) * len(batches), desc="bench", unit="run", disable=not progress
     ) as bar:
-        for runtime in runtimes:
+        for runtime in rows:
             bar.set_postfix_str(runtime.name)
             report.runtimes.append(_bench_one(runtime, inputs, threads, repeats, measure, bar))
     base = next((r for r in report.runtimes if r.runtime == BASELINE and r.status == "ok"), None)

@@ -123,6 +123,8 @@ def _build(spec_path: Path, spec: Spec, trace, out: BuildDir, opts: BuildOptions
     import torch  # the stages from here on need torch; check and render above must not
 
     from .export.exporters import DataFacts, export_all
+    from .runtimes.footprint import summary as footprint_summary
+    from .runtimes.footprint import write_footprint
     from .train.datasets import load_dataset
     from .train.device import choose_device
     from .train.distributed import resume_command, session
@@ -187,6 +189,7 @@ def _build(spec_path: Path, spec: Spec, trace, out: BuildDir, opts: BuildOptions
     model.eval()
     exported = export_all(model, spec, facts, out)
     say(exported.summary())
+    say(footprint_summary(write_footprint(out, spec)))  # c/ measured by the cross compiler
     report = verify_build(out.root, require=opts.require, runtimes=opts.runtimes)
     say(format_table(report))
     write_manifest(out)  # it hashes everything above, verify.json included

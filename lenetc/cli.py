@@ -417,8 +417,18 @@ def serve_cmd(build_dir: Path, port: int) -> None:
     help="Batch sizes (repeatable); the first is the latency column. Default: 1, 16, 256.",
 )
 @click.option("--repeats", type=click.IntRange(3, 1000), default=7, show_default=True)
+@click.option(
+    "--runtime",
+    "runtimes",
+    multiple=True,
+    metavar="NAME",
+    help="Bench only this runtime (repeatable): c, qemu, onnxruntime[cpu] ... Default: every CPU "
+    "runtime (torch eager among them, the baseline of the ratios).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print bench.json's object, not the table.")
-def bench_cmd(build_dir: Path, threads: int, batches, repeats: int, as_json: bool) -> None:
+def bench_cmd(
+    build_dir: Path, threads: int, batches, repeats: int, runtimes: tuple[str, ...], as_json: bool
+) -> None:
     """Latency and throughput of every runtime that can run here, as ratios to torch eager.
 
     Writes bench.json into the build folder.
@@ -433,6 +443,7 @@ def bench_cmd(build_dir: Path, threads: int, batches, repeats: int, as_json: boo
         threads=threads,
         batches=tuple(batches) or BATCHES,
         repeats=repeats,
+        runtimes=runtimes,
         progress=sys.stderr.isatty(),
     )
     data = to_json(report)

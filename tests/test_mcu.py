@@ -9,6 +9,7 @@ behaviour of tests/tools.py's require_tool).
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -19,16 +20,20 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from click.testing import CliRunner
 from test_c_target import _make_build
 
 from lenetc.artifacts import BuildDir, load_module_class
 from lenetc.check.shapes import check
+from lenetc.cli import main
 from lenetc.export.c_selftest import export_selftest
 from lenetc.export.golden_io import make_bundle, write_bundle
 from lenetc.runtimes import cross
 from lenetc.runtimes.base import RuntimeProblem
+from lenetc.runtimes.footprint import measure
 from lenetc.runtimes.qemu import VARIANTS, Qemu, device_program
 from lenetc.spec.load import load_spec
+from lenetc.targets.c.footprint import footprints
 from lenetc.verify.parity import verify_build
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -254,3 +259,144 @@ def test_the_firmware_sources_cross_compile_warning_free(core, golden_builds, tm
             command + ["-o", str(tmp_path / "x.o")], capture_output=True, text=True
         )
         assert done.returncode == 0, (name, done.stderr)
+
+
+# ---- footprint --------------------------------------------------------------------------------
+
+
+def _macro(header: str, name: str) -> int:
+    return int(re.search(rf"#define {name} (\d+)", header)[1])
+
+
+@pytest.mark.parametrize("spec", [p.stem for p in SPECS])
+def test_model_h_states_the_plan_and_the_cross_compiler_agrees(spec, golden_builds) -> None:
+    """ARENA_BYTES is model.o's bss to the byte; WEIGHT_BYTES its constants, with code besides."""
+    out = golden_builds[spec]
+    header = (out.c_dir / "model.h").read_text(encoding="utf-8")
+    arena = _macro(header, f"{spec.upper()}_ARENA_BYTES")
+    weights = _macro(header, f"{spec.upper()}_WEIGHT_BYTES")
+    (stated,) = footprints(check(load_spec(out.spec)))
+    assert (stated.arena_bytes, stated.weight_bytes) == (arena, weights)
+    _require_cross()
+    data = measure(out, load_spec(out.spec))
+    for core in cross.CORES:
+        m = data["measured"][f"c[{core.name}]"]
+        assert m["model"]["bss"] == arena and m["model"]["data"] == 0, m
+        assert weights < m["flash_bytes"] < weights + 16 * 1024, m  # code: a few KB
+        assert m["selftest"]["text"] > m["model"]["text"]
+
+
+def test_check_prints_the_footprint_and_refuses_a_network_over_budget(tmp_path) -> None:
+    spec = tmp_path / "lenet5.yaml"
+    text = (ROOT / "specs/lenet5.yaml").read_text(encoding="utf-8")
+    spec.write_text(text + "target: {flash: 1MB, ram: 256KB}\n", encoding="utf-8")
+    ok = CliRunner().invoke(main, ["check", str(spec)])
+    assert ok.exit_code == 0, ok.output
+    assert (
+        "C target (float) on a device: RAM 27,656 bytes (27.0 KB: arena 23,520 + input "
+        in ok.output
+    )
+    assert "flash 247,032 bytes (241.2 KB) of weights, plus code" in ok.output
+    assert "target: flash 1.00 MB, ram 256.0 KB: fits" in ok.output
+    line = text.count("\n") + 1
+    spec.write_text(text + "target: {flash: 200KB, ram: 16384}\n", encoding="utf-8")
+    bad = CliRunner().invoke(main, ["check", str(spec)])
+    assert bad.exit_code == 2 and "Traceback" not in bad.output
+    assert bad.stderr.splitlines() == [
+        f"{spec}:{line}: target.flash: the C target (float) needs 247,032 bytes of flash "
+        "(241.2 KB), over the budget of 204,800 bytes (200.0 KB); the largest layer is fc1 "
+        "(linear, line 15), 192,480 bytes of weights",
+        "  hint: make fc1 smaller (fewer features or channels), or raise target.flash",
+        f"{spec}:{line}: target.ram: the C target (float) needs 27,656 bytes of RAM (27.0 KB), "
+        "over the budget of 16,384 bytes (16.0 KB); the largest layer is conv1 (conv2d, line 8), "
+        "18,816 bytes for its output",
+        "  hint: shrink conv1's output (fewer channels, a stride), or raise target.ram",
+    ]
+    data = json.loads(
+        CliRunner().invoke(main, ["check", str(ROOT / "specs/lenet5.yaml"), "--json"]).stdout
+    )
+    assert data["footprint"]["float"]["flash_bytes"] == 247032
+    assert data["footprint"]["float"]["largest_weights"]["layer"] == "fc1"
+
+
+def test_build_refuses_a_network_over_budget_before_training(tmp_path) -> None:
+    spec = tmp_path / "lenet5.yaml"
+    text = (ROOT / "specs/lenet5.yaml").read_text(encoding="utf-8")
+    spec.write_text(text + "target:\n  flash: 64KB\n", encoding="utf-8")
+    result = CliRunner().invoke(main, ["build", str(spec), "-o", str(tmp_path / "out")])
+    assert result.exit_code == 2 and "target.flash:" in result.stderr
+    assert f"{spec}:{text.count(chr(10)) + 2}: " in result.stderr  # the flash key's own line
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize(
+    ("budget", "said"),
+    [
+        ("{flash: lots}", "target.flash: expected a size such as 256KB, 1MB or 65536 (bytes)"),
+        ("{flash: 0KB}", "target.flash: expected a size such as 256KB"),
+        ("{rom: 1MB}", "unknown key 'rom' in target"),
+        ("[1MB]", "target must be a mapping"),
+    ],
+)
+def test_a_bad_budget_is_a_located_spec_error(budget, said, tmp_path) -> None:
+    spec = tmp_path / "lenet5.yaml"
+    text = (ROOT / "specs/lenet5.yaml").read_text(encoding="utf-8")
+    spec.write_text(text + f"target: {budget}\n", encoding="utf-8")
+    result = CliRunner().invoke(main, ["check", str(spec)])
+    assert result.exit_code == 2 and f"{spec}:{text.count(chr(10)) + 1}: " in result.stderr
+    assert said in result.stderr and "Traceback" not in result.output
+
+
+def test_the_build_records_the_footprint_in_the_manifest_and_the_report(lenet_build) -> None:
+    data = json.loads(lenet_build.footprint.read_text())
+    assert data["stated"]["float"]["weight_bytes"] == 247032
+    manifest = json.loads(lenet_build.manifest.read_text())
+    assert "footprint.json" in manifest["artifacts"]
+    assert "c/selftest.c" in manifest["artifacts"]
+    html = lenet_build.report.read_text(encoding="utf-8")
+    assert 'id="footprint-stated"' in html and "247,032" in html
+    if cross.missing() is None:
+        m4 = data["measured"]["c[cortex-m4]"]
+        assert '<tr data-build="c[cortex-m4]">' in html and f"{m4['flash_bytes']:,}" in html
+        assert "bit-exact with the host" in html  # the device rows' notes, under the parity table
+    else:
+        assert data["measured"] == {"unavailable": cross.missing()}
+
+
+def test_bench_counts_emulated_instructions_on_each_core(lenet_build, tmp_path) -> None:
+    _require_cross()
+    build = tmp_path / "lenet5"
+    shutil.copytree(lenet_build.root, build)
+    result = CliRunner().invoke(
+        main, ["bench", str(build), "--runtime", "qemu", "--batch", "1", "--repeats", "3"]
+    )
+    assert result.exit_code == 0, result.output
+    rows = {r["runtime"]: r for r in json.loads((build / "bench.json").read_text())["runtimes"]}
+    m4, m3 = rows["c[cortex-m4,qemu]"], rows["c[cortex-m3,qemu]"]
+    assert m4["status"] == m3["status"] == "emulated" and m4["samples"] == 1
+    assert 1.5e6 < m4["instructions"] < 4e6 and m3["instructions"] > 5 * m4["instructions"]
+    assert re.search(
+        r"^c\[cortex-m4,qemu\] +c/model\.c +\d\.\d\dM instructions$", result.stdout, re.M
+    )
+    assert (
+        "emulated instructions per inference on cortex-m4, hard float (mps2-an386)" in result.stdout
+    )
+    assert "not cycles, not wall time" in result.stdout
+
+
+def test_readme_footprint_table_is_what_check_states() -> None:
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    table = readme[readme.index("| spec | parameters | weights (bytes)") :]
+    table = table[: table.index("\n\n")]
+    shipped = SPECS + sorted((ROOT / "specs/published").glob("*.yaml"))
+    for path in shipped:
+        name = path.relative_to(ROOT / "specs").as_posix()
+        row = re.search(rf"^\| `{re.escape(name)}` \|(.*)$", table, re.M)
+        assert row is not None, f"README footprint table: no row for {name}"
+        cells = [c.strip() for c in row[1].split("|")]
+        trace = check(load_spec(path))
+        (f,) = footprints(trace)
+        assert cells[0] == f"{trace.params:,}" and cells[1] == f"{f.weight_bytes:,}", name
+        assert cells[3] == f"{f.arena_bytes:,}" and cells[4] == f"{f.ram_bytes:,}", name
+        fits = f.flash_bytes < 1024**2 and f.ram_bytes <= 256 * 1024
+        assert cells[5].startswith("fits" if fits else "does not"), name

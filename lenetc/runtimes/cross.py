@@ -155,6 +155,11 @@ def _cached(command: list[str], files: Mapping[str, str], suffix: str) -> Path:
     return cache / f"{digest.hexdigest()[:24]}{suffix}"
 
 
+def compiler_version() -> str:
+    """arm-none-eabi-gcc's first line of --version."""
+    return _version()
+
+
 @functools.cache
 def _version() -> str:
     done = subprocess.run(
