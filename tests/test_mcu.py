@@ -3,14 +3,12 @@ failing it, the Cortex-M rows under QEMU (bit-exact with the host's -O2 build on
 device's faults, deadlines and exit statuses, and the rows' behaviour without the toolchain.
 
 The cross toolchain and QEMU are optional system packages (`make deps`): tests that need them
-skip outside CI naming the install command, and fail under CI=true (`_require_cross`, the
-behaviour of tests/tools.py's require_tool).
+skip outside CI naming the install command, and fail under CI=true (tests/tools.py).
 """
 
 from __future__ import annotations
 
 import json
-import os
 import re
 import shutil
 import subprocess
@@ -22,6 +20,7 @@ import pytest
 import torch
 from click.testing import CliRunner
 from test_c_target import _make_build
+from tools import require_tool, unavailable
 
 from lenetc.artifacts import BuildDir, load_module_class
 from lenetc.check.shapes import check
@@ -38,16 +37,16 @@ from lenetc.verify.parity import verify_build
 
 ROOT = Path(__file__).resolve().parent.parent
 SPECS = sorted((ROOT / "specs").glob("*.yaml"))
-IN_CI = os.environ.get("CI", "").lower() == "true"
 M4 = cross.core("cortex-m4")
 
 
 def _require_cross() -> None:
+    """The toolchain, QEMU and newlib, or a skip naming `make deps` (a failure under CI=true)."""
+    require_tool("arm-none-eabi-gcc")
+    require_tool("qemu-system-arm")
     why = cross.missing()
     if why is not None:
-        if IN_CI:
-            pytest.fail(f"CI=true but the cross toolchain is unavailable: {why}")
-        pytest.skip(why)
+        unavailable(why)
 
 
 def _with_golden(spec_path: Path, root: Path) -> BuildDir:
@@ -232,6 +231,8 @@ STRICT = ("-std=c99", "-O2", "-Wall", "-Wextra", "-Wpedantic", "-Werror")
 
 @pytest.mark.parametrize("compiler", ["gcc", "clang"])
 def test_selftest_is_strict_c99_and_clang_formatted(compiler, golden_builds, tmp_path) -> None:
+    require_tool(compiler)
+    require_tool("clang-format")
     c_dir = golden_builds["inception_small"].c_dir  # a graph: joins, batch norm
     command = [compiler, *STRICT, "-o", str(tmp_path / "t"), "selftest.c", "model.c", "-lm"]
     done = subprocess.run(command, cwd=c_dir, capture_output=True, text=True)
