@@ -1,7 +1,7 @@
 """Stage 5, export (C self-test): io.npz -> c/selftest.c, the golden samples compiled in.
 
 Takes the build folder (after the golden I/O bundle and c/ are written) and the spec; renders
-selftest.c with targets/c_selftest.py from io.npz's inputs, outputs and labels and the spec's
+selftest.c with targets/c/selftest.py from io.npz's inputs, outputs and labels and the spec's
 verify tolerances, and writes it atomically beside model.c. Returns its path.
 """
 
@@ -14,7 +14,7 @@ import numpy as np
 from ..artifacts import BuildDir, write_text
 from ..check.shapes import check
 from ..spec.load import Spec
-from ..targets.c_selftest import FILE, render_selftest
+from ..targets.c.selftest import FILE, render_selftest
 
 
 def export_selftest(out: BuildDir, spec: Spec) -> Path:

@@ -19,7 +19,7 @@ from ..artifacts import BuildDir, write_json
 from ..check.shapes import check
 from ..spec.load import Spec
 from ..targets.c.footprint import footprint_json, footprints
-from ..targets.c_selftest import FILE as SELFTEST
+from ..targets.c.selftest import FILE as SELFTEST
 from . import cross
 from .base import RuntimeProblem
 from .qemu import VARIANTS

@@ -1,4 +1,4 @@
-"""Targets (c, self-test): golden samples -> c/selftest.c, a program that checks the C target
+"""Targets (c, selftest): golden samples -> c/selftest.c, a program that checks the C target
 against them on any machine with a C compiler and printf, a microcontroller included.
 
 Takes the ShapeTrace, the golden inputs and the torch module's outputs for them (io.npz, as float32
@@ -12,9 +12,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from ..check.shapes import ShapeTrace
-from .c import hex_float, model_view
-from .templates import environment
+from ...check.shapes import ShapeTrace
+from ..templates import environment
+from .about import model_view
+from .literals import hex_float
 
 FILE = "selftest.c"
 PER_LINE = 4  # values per source line, as in model_weights.h
