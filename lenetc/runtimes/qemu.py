@@ -100,28 +100,20 @@ class Qemu(CTarget):
     def run_many(self, xs: list[np.ndarray]) -> list[list[np.ndarray]]:
         rows = [np.ascontiguousarray(x, dtype="<f4").reshape(len(x), -1) for x in xs]
         count = sum(len(r) for r in rows)
-        out_size = numel(self.output_shape)
+        shape = (count,) + tuple(self.output_shape)
         with case_dir() as folder:
             np.concatenate(rows).tofile(folder / "cases.f32")
             said = cross.run_qemu(self.elf, self.core, folder, self._deadline(count))
             done = _DONE.search(said)
             y = np.fromfile(folder / "outputs.f32", dtype="<f4") if done else np.empty(0)
-        if done is None or int(done[1]) != count or y.size != count * out_size:
+        if done is None or int(done[1]) != count or y.size != numel(shape):
+            last = said.strip().splitlines()[-1] if said.strip() else "it printed nothing"
             raise RuntimeProblem(
-                f"{self.name}: the device program ran {done[1] if done else 'no'} of {count} "
-                f"samples ({said.strip().splitlines()[-1] if said.strip() else 'no output'})"
+                f"{self.name}: the device program did not run all {count} samples ({last})"
             )
         self.samples, self.ticks = count, int(done[2])
-        outputs, start = [], 0
-        for x in xs:
-            outputs.append(
-                [
-                    y[start * out_size : (start + len(x)) * out_size].reshape(
-                        (len(x),) + tuple(self.output_shape)
-                    )
-                ]
-            )
-            start += len(x)
+        bounds = np.cumsum([len(x) for x in xs])[:-1]
+        outputs = [[part] for part in np.split(y.reshape(shape), bounds)]
         self.notes = [self._against_host(xs, outputs)]
         return outputs
 
