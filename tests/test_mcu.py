@@ -401,3 +401,10 @@ def test_readme_footprint_table_is_what_check_states() -> None:
         assert cells[3] == f"{f.arena_bytes:,}" and cells[4] == f"{f.ram_bytes:,}", name
         fits = f.flash_bytes < 1024**2 and f.ram_bytes <= 256 * 1024
         assert cells[5].startswith("fits" if fits else "does not"), name
+
+
+def test_a_spec_may_name_the_device_rows_in_verify_runtimes(tmp_path) -> None:
+    spec = tmp_path / "lenet5.yaml"
+    text = (ROOT / "specs/lenet5.yaml").read_text(encoding="utf-8")
+    spec.write_text(text.replace("verify:\n", "verify:\n  runtimes: [c, 'c[cortex-m4,qemu]']\n", 1))
+    assert load_spec(spec).verify.runtimes == ("c", "c[cortex-m4,qemu]")

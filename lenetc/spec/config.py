@@ -356,7 +356,9 @@ def _runtime_names(value: Any) -> tuple[str, ...]:
         value = [value]
     names = []
     for v in value:
-        if not isinstance(v, str) or not re.fullmatch(r"[a-z][a-z0-9.+_\-]*(\[[a-z0-9+,]+\])?", v):
+        if not isinstance(v, str) or not re.fullmatch(
+            r"[a-z][a-z0-9.+_\-]*(\[[a-z0-9+,\-]+\])?", v
+        ):
             raise FieldError(
                 f"expected runtime names such as tract or onnxruntime[cpu], found {describe(v)}",
                 hint="lenetc verify --help lists them; leave verify.runtimes out for every one",
