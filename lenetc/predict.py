@@ -26,7 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import IntegrityFailure, RuntimeFailure, UsageError
+from .errors import IntegrityFailure, RuntimeFailure, UsageError, first_line
 from .export.manifest import sha256
 from .export.onnx_meta import ModelInfo, read
 
@@ -76,7 +76,7 @@ def open_model(build_dir: Path):
     try:
         session = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
     except Exception as exc:
-        raise RuntimeFailure(f"onnxruntime cannot load {onnx_path}: {_first_line(exc)}") from None
+        raise RuntimeFailure(f"onnxruntime cannot load {onnx_path}: {first_line(exc)}") from None
     return session, read(session.get_modelmeta().custom_metadata_map, str(onnx_path))
 
 
@@ -107,7 +107,7 @@ def load_input(path: Path, info: ModelInfo, normalized: bool = False) -> np.ndar
         try:
             raw = np.load(path, allow_pickle=False)
         except (ValueError, OSError, EOFError) as exc:
-            why = "it is empty" if isinstance(exc, EOFError) else _first_line(exc)
+            why = "it is empty" if isinstance(exc, EOFError) else first_line(exc)
             raise UsageError(f"{path}: not a readable .npy file ({why})") from None
         if raw.dtype.kind not in "uifb":
             raise UsageError(f"{path}: holds {raw.dtype} values, not numbers")
@@ -256,8 +256,3 @@ def as_json(predictions: list[Prediction], labels: tuple[str, ...], top: int = 1
             }
         )
     return rows
-
-
-def _first_line(exc: BaseException) -> str:
-    lines = str(exc).strip().splitlines()
-    return lines[0] if lines else type(exc).__name__
