@@ -375,7 +375,8 @@ def test_bench_counts_emulated_instructions_on_each_core(lenet_build, tmp_path) 
     rows = {r["runtime"]: r for r in json.loads((build / "bench.json").read_text())["runtimes"]}
     m4, m3 = rows["c[cortex-m4,qemu]"], rows["c[cortex-m3,qemu]"]
     assert m4["status"] == m3["status"] == "emulated" and m4["samples"] == 1
-    assert 1.5e6 < m4["instructions"] < 4e6 and m3["instructions"] > 5 * m4["instructions"]
+    # a plausible count, not a performance bound (2.4M before the kernels per kind, 4.6M after)
+    assert 1e6 < m4["instructions"] < 1e7 and m3["instructions"] > 5 * m4["instructions"]
     assert re.search(
         r"^c\[cortex-m4,qemu\] +c/model\.c +\d\.\d\dM instructions$", result.stdout, re.M
     )
