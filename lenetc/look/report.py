@@ -263,7 +263,9 @@ def _footprint(data: dict | None) -> dict | None:
                     "name": name,
                     "core": f"{m['core']} ({m['board']})",
                     "model": [f"{m['model'][k]:,}" for k in ("text", "data", "bss")],
-                    "selftest": [f"{m['selftest'][k]:,}" for k in ("text", "data", "bss")],
+                    "selftest": [f"{m['selftest'][k]:,}" for k in ("text", "data", "bss")]
+                    if m.get("selftest")
+                    else ["-"],
                     "flash": f"{m['flash_bytes']:,}",
                     "ram": f"{m['ram_bytes']:,}",
                 }

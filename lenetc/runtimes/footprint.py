@@ -19,7 +19,6 @@ from ..artifacts import BuildDir, write_json
 from ..check.shapes import check
 from ..spec.load import Spec
 from ..targets.c.footprint import footprint_json, footprints
-from ..targets.c.selftest import FILE as SELFTEST
 from . import cross
 from .base import RuntimeProblem
 from .qemu import VARIANTS
@@ -40,23 +39,27 @@ def measure(out: BuildDir, spec: Spec) -> dict:
     for variant in VARIANTS:
         try:
             sources = {n: _read(out.c_dir / n) for n in variant.sources}
-            selftest = {**sources, SELFTEST: _read(out.c_dir / SELFTEST)}
+            program = None  # the self-test with the model, where the variant has one
+            if variant.selftest:
+                program = {**sources, variant.selftest: _read(out.c_dir / variant.selftest)}
         except OSError as exc:
-            measured[variant.label] = {"failed": f"cannot read c/: {exc.strerror}"}
+            measured[variant.build(cross.CORES[0])] = {"failed": f"cannot read c/: {exc}"}
             continue
         for core in cross.CORES:
-            name = f"{variant.label}[{core.name}]"
             try:
                 model = cross.object_size(core, sources, variant.sources[0])
-                program = cross.size(cross.firmware(core, selftest, SELFTEST, "selftest"))
+                whole = None
+                if program is not None and variant.selftest:
+                    elf = cross.firmware(core, program, variant.selftest, "selftest")
+                    whole = cross.size(elf)
             except RuntimeProblem as exc:
-                measured[name] = {"failed": str(exc)}
+                measured[variant.build(core)] = {"failed": str(exc)}
                 continue
-            measured[name] = {
+            measured[variant.build(core)] = {
                 "core": core.label,
                 "board": core.board,
                 "model": model,
-                "selftest": program,
+                "selftest": whole,
                 "flash_bytes": model["text"] + model["data"],
                 "ram_bytes": model["data"] + model["bss"],
             }

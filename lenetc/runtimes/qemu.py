@@ -6,7 +6,7 @@ reads all of verify's cases in one QEMU run through semihosting; SysTick, under 
 instructions of the forward calls (`instructions`, for `lenetc bench`). Every output is also run
 through the host's build of the same sources at the Makefile's -O2 (c[cpu]'s library) and compared
 bit for bit; `findings` says how many outputs match. A `Variant` is one C variant of c/ (its row
-label, its files, its header and API): a variant of the C target is one more entry of VARIANTS.
+tag, its files, its forward function): a variant of the C target is one more entry of VARIANTS.
 """
 
 from __future__ import annotations
@@ -38,29 +38,35 @@ _DONE = re.compile(r"lenetc-run: (\d+) samples, (\d+) ticks")
 
 @dataclass(frozen=True)
 class Variant:
-    """One C variant of a build's c/: its rows' label, the files it compiles, the header that
-    declares its API (`<prefix><api>_forward`, `<PREFIX><API>_INPUT_SIZE` and _OUTPUT_SIZE)."""
+    """One C variant of a build's c/: its tag in the rows' names (`c[cortex-m4,qemu,<tag>]`; ""
+    for float), the files of c/ it compiles (the first is the row's artifact) and the suffix of
+    its forward function (`<prefix><suffix>_forward(const float *, float *, int)`, float in and
+    out, which run.c declares itself: a variant needs no header)."""
 
-    label: str
+    tag: str
     sources: tuple[str, ...]
-    header: str
-    api: str = ""
+    suffix: str = ""
+    selftest: str | None = "selftest.c"  # its self-test in c/, whose size the build measures
+
+    def row(self, core: cross.Core) -> str:
+        return f"c[{core.name},qemu{',' + self.tag if self.tag else ''}]"
+
+    def build(self, core: cross.Core) -> str:
+        """Its name compiled for a core, in footprint.json: c[cortex-m4], c[cortex-m4,int8]."""
+        return f"c[{core.name}{',' + self.tag if self.tag else ''}]"
 
 
-VARIANTS = (Variant("c", ("model.c", "model.h", WEIGHTS_FILE), "model.h"),)
+# The int8 variant is one more entry, e.g. Variant("int8", ("model_int8.c",
+# "model_int8_weights.h"), "_int8", None), and its host twin for the bit-for-bit note.
+VARIANTS = (Variant("", ("model.c", "model.h", WEIGHTS_FILE)),)
 
 
 def device_program(spec: Spec, variant: Variant) -> str:
     """run.c for this spec and variant."""
     trace = check(spec)
-    api = prefix(trace) + variant.api
-    r = {
-        "header": variant.header,
-        "forward": f"{api}_forward",
-        "input": f"{api.upper()}_INPUT_SIZE",
-        "output": f"{api.upper()}_OUTPUT_SIZE",
-    }
-    return environment().get_template("mcu/run.c.j2").render(m=model_view(trace, None), r=r)
+    m = model_view(trace, None)
+    r = {"forward": f"{prefix(trace)}{variant.suffix}_forward"}
+    return environment().get_template("mcu/run.c.j2").render(m=m, r=r)
 
 
 class Qemu(CTarget):
@@ -71,7 +77,7 @@ class Qemu(CTarget):
     def __init__(self, out: BuildDir, spec: Spec, core: cross.Core, variant: Variant) -> None:
         super().__init__(out, spec)
         self.core, self.variant = core, variant
-        self.name = f"{variant.label}[{core.name},qemu]"
+        self.name = variant.row(core)
         self.emulates = f"{core.label} ({core.board})"
         self.artifact = f"c/{variant.sources[0]}"
         self.ticks = self.samples = 0
