@@ -54,6 +54,7 @@ class BuildDir:
     test_data = property(lambda self: self.root / "test_data_set_0")
     verify_json = property(lambda self: self.root / "verify.json")
     train_json = property(lambda self: self.root / "train.json")
+    footprint = property(lambda self: self.root / "footprint.json")  # the C target on a device
     manifest = property(lambda self: self.root / "manifest.json")
     signature = property(lambda self: self.root / "manifest.sig")  # build --sign; not hashed
     report = property(lambda self: self.root / "report.html")  # a view of the above, not hashed

@@ -7,6 +7,8 @@ timings, on a stated number of threads (torch's, ONNX Runtime's; the C target is
 single-threaded). Each figure is also a ratio to torch eager measured in
 the same run. Returns a BenchReport; `format_table` prints it and `to_json` is bench.json (written
 atomically into the build folder). A runtime that cannot run here is listed with the reason.
+A runtime that emulates a device (the Cortex-M rows under QEMU) is not timed: its emulated
+instructions per inference are counted instead, and labelled so.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ BASELINE = "torch[cpu]"
 BATCHES = (1, 16, 256)
 MEASURE_SECONDS = 0.2  # each of the repeats times calls for about this long
 REPEATS = 7
+COUNTED = 8  # samples an emulated device runs for its instruction count
 
 
 @dataclass
@@ -55,6 +58,8 @@ class RuntimeBench:
     built_with: str = ""
     timings: list[Timing] = field(default_factory=list)
     ratios: dict[int, float] = field(default_factory=dict)  # time per call / torch eager's
+    instructions: float | None = None  # an emulated device: instructions per inference
+    samples: int = 0  # behind `instructions`
 
 
 @dataclass
@@ -76,6 +81,7 @@ def bench_build(
     repeats: int = REPEATS,
     measure: float = MEASURE_SECONDS,
     progress: bool = False,
+    runtimes: tuple[str, ...] = (),
 ) -> BenchReport:
     started = time.perf_counter()
     out = BuildDir(Path(root)).require_model()
@@ -84,7 +90,8 @@ def bench_build(
     import torch
 
     torch.set_num_threads(threads)
-    runtimes = [r for r in plan(out, spec, ("cpu",)) if r.device == "cpu"]
+    chosen = plan(out, spec, ("cpu",), runtimes, where="bench --runtime")
+    rows = [r for r in chosen if r.device == "cpu"]
     report = BenchReport(
         str(out.root), threads, list(batches), _machine(), platform.python_version()
     )
@@ -93,9 +100,9 @@ def bench_build(
     from tqdm import tqdm
 
     with tqdm(
-        total=len(runtimes) * len(batches), desc="bench", unit="run", disable=not progress
+        total=len(rows) * len(batches), desc="bench", unit="run", disable=not progress
     ) as bar:
-        for runtime in runtimes:
+        for runtime in rows:
             bar.set_postfix_str(runtime.name)
             report.runtimes.append(_bench_one(runtime, inputs, threads, repeats, measure, bar))
     base = next((r for r in report.runtimes if r.runtime == BASELINE and r.status == "ok"), None)
@@ -116,6 +123,8 @@ def _bench_one(
         result.status, result.reason = "unavailable", why
         bar.update(len(inputs))
         return result
+    if runtime.emulates:
+        return _count_one(runtime, result, inputs, bar)
     if runtime.runs_cases_at_once:  # Node.js, Chromium, the libtorch program: one process a call
         result.status = "not timed"
         result.reason = (
@@ -140,6 +149,30 @@ def _bench_one(
             bar.update(1)
             break
         bar.update(1)
+    return result
+
+
+def _count_one(runtime: Runtime, result: RuntimeBench, inputs: dict, bar) -> RuntimeBench:
+    """An emulated device: its instructions per inference over up to COUNTED samples of the
+    largest batch; a count of emulated instructions, not a time."""
+    bar.update(len(inputs))
+    why = runtime.unavailable()
+    if why is not None:
+        result.status, result.reason = "unavailable", why
+        return result
+    x = inputs[max(inputs)][:COUNTED]
+    try:
+        runtime.load()
+        runtime.run_many([x])
+    except RuntimeProblem as exc:
+        result.status, result.reason = "failed", str(exc)
+        return result
+    result.status, result.samples = "emulated", len(x)
+    result.instructions = runtime.instructions()
+    result.reason = (
+        f"emulated instructions per inference on {runtime.emulates}, counted by QEMU "
+        "(-icount, SysTick): not cycles, not wall time"
+    )
     return result
 
 
@@ -191,6 +224,11 @@ def format_table(report: BenchReport) -> str:
     ]
     rows, notes, missing = [], [], []
     for r in report.runtimes:
+        if r.status == "emulated" and r.instructions is not None:
+            shown = f"{r.instructions / 1e6:.2f}M instructions"
+            rows.append([r.runtime, r.artifact, shown] + [""] * (len(report.batches) - 1))
+            notes.append(f"{r.runtime}: {r.reason}")
+            continue
         if r.status != "ok" and not r.timings:
             rows.append([r.runtime, r.artifact, r.status] + [""] * (len(report.batches) - 1))
             if r.status == "unavailable":  # the reasons: bench.json, or verify --explain

@@ -34,10 +34,12 @@ from .artifacts import (
 from .check.buildable import require_trainable
 from .check.memory import default_budget, require, user_budget
 from .check.shapes import check
+from .errors import SpecError
 from .export.manifest import write_manifest
 from .lock import folder_lock
 from .spec.load import Spec, load_spec
 from .targets.c import require_static_fits
+from .targets.c.footprint import footprints, over_budget
 from .targets.torch import render
 from .train.distributed import backend_name, check_batch
 from .train.distributed import from_env as ranks_from_env
@@ -96,6 +98,9 @@ def build(spec_path: Path, opts: BuildOptions = BuildOptions(), log=print) -> Bu
     trace = check(spec)
     require_trainable(trace)
     require_static_fits(trace)  # the C target every build writes
+    problems = over_budget(trace, footprints(trace))  # the spec's target: budget, before training
+    if problems:
+        raise SpecError(problems)
     check_batch(spec.train.batch_size, ranks, spec.path)
     budget = default_budget() if opts.memory_budget is None else user_budget(opts.memory_budget)
     require(trace, spec.train, spec.verify, budget)  # before anything is allocated
@@ -128,6 +133,8 @@ def _build(spec_path: Path, spec: Spec, trace, out: BuildDir, opts: BuildOptions
     import torch  # the stages from here on need torch; check and render above must not
 
     from .export.exporters import DataFacts, export_all
+    from .runtimes.footprint import summary as footprint_summary
+    from .runtimes.footprint import write_footprint
     from .train.datasets import load_dataset
     from .train.device import choose_device
     from .train.distributed import resume_command, session
@@ -192,6 +199,7 @@ def _build(spec_path: Path, spec: Spec, trace, out: BuildDir, opts: BuildOptions
     model.eval()
     exported = export_all(model, spec, facts, out)
     say(exported.summary())
+    say(footprint_summary(write_footprint(out, spec)))  # c/ measured by the cross compiler
     report = verify_build(out.root, require=opts.require, runtimes=opts.runtimes)
     say(format_table(report))
     write_manifest(out)  # it hashes everything above, verify.json included

@@ -94,10 +94,19 @@ def check_cmd(spec: Path, as_json: bool) -> None:
     """Check every shape and show how each size is derived. Writes nothing."""
     from .check.shapes import check
     from .check.table import check_json, check_table
+    from .errors import SpecError
     from .spec.load import load_spec
+    from .targets.c.footprint import footprint_json, footprint_lines, footprints, over_budget
 
     trace = check(load_spec(spec))
-    echo(check_json(trace) if as_json else check_table(trace))
+    found = footprints(trace)  # the C target's RAM and flash, from its buffer plan
+    problems = over_budget(trace, found)
+    if problems:
+        raise SpecError(problems)
+    if as_json:
+        echo(check_json(trace, {"footprint": footprint_json(found)}))
+    else:
+        echo(check_table(trace) + "\n\n" + "\n".join(footprint_lines(found, trace.spec.target)))
 
 
 @main.command("render")
@@ -458,8 +467,18 @@ def serve_cmd(build_dir: Path, port: int) -> None:
     help="Batch sizes (repeatable); the first is the latency column. Default: 1, 16, 256.",
 )
 @click.option("--repeats", type=click.IntRange(3, 1000), default=7, show_default=True)
+@click.option(
+    "--runtime",
+    "runtimes",
+    multiple=True,
+    metavar="NAME",
+    help="Bench only this runtime (repeatable): c, qemu, onnxruntime[cpu] ... Default: every CPU "
+    "runtime (torch eager among them, the baseline of the ratios).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print bench.json's object, not the table.")
-def bench_cmd(build_dir: Path, threads: int, batches, repeats: int, as_json: bool) -> None:
+def bench_cmd(
+    build_dir: Path, threads: int, batches, repeats: int, runtimes: tuple[str, ...], as_json: bool
+) -> None:
     """Latency and throughput of every runtime that can run here, as ratios to torch eager.
 
     Writes bench.json into the build folder.
@@ -478,6 +497,7 @@ def bench_cmd(build_dir: Path, threads: int, batches, repeats: int, as_json: boo
             threads=threads,
             batches=tuple(batches) or BATCHES,
             repeats=repeats,
+            runtimes=runtimes,
             progress=sys.stderr.isatty(),
         )
         data = to_json(report)

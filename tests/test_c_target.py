@@ -428,7 +428,7 @@ def test_build_writes_c_and_verify_has_a_passing_c_row(lenet_build) -> None:
     from lenetc.verify.parity import verify_build
 
     assert sorted(p.name for p in lenet_build.c_dir.iterdir()) == sorted(
-        FILES + ("model_weights.h",)
+        FILES + ("model_weights.h", "selftest.c")
     )
     header = (lenet_build.c_dir / "model.h").read_text(encoding="utf-8")
     assert "#define LENET5_LABELS {" in header and "#define LENET5_MEAN {" in header

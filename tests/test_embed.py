@@ -48,6 +48,7 @@ RUNTIMES = {
     "onnxruntime": (["onnxruntime[cpu]"], True),
     "onnx.reference": (["onnx.reference"], True),
     "c": (["c[cpu]"], False),
+    "qemu": (["c[cortex-m4,qemu]", "c[cortex-m3,qemu]"], False),
     "tract": (["tract"], True),
     "openvino": (["openvino[cpu]", "openvino[cpu,f32]"], True),
     "onnxruntime-node": (["onnxruntime-node"], True),

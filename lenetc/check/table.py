@@ -63,7 +63,8 @@ def check_table(trace: ShapeTrace) -> str:
     return "\n".join([title, "", line(header), rule, *body[:-1], rule, body[-1]])
 
 
-def check_json(trace: ShapeTrace) -> str:
+def check_json(trace: ShapeTrace, extra: dict | None = None) -> str:
+    """check --json's object; `extra` adds keys a later stage computed (the C footprint)."""
     spec = trace.spec
     value = {
         "name": spec.name,
@@ -87,4 +88,5 @@ def check_json(trace: ShapeTrace) -> str:
             for t in trace.nodes
         ],
     }
+    value.update(extra or {})
     return json.dumps(value, indent=2)

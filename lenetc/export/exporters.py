@@ -2,9 +2,9 @@
 
 Takes the module (eval mode), the spec and DataFacts (the dataset's name, normalization, labels
 and held-out samples); writes each artifact atomically into the build folder, then the golden
-I/O bundle (golden_io.py), and returns an ExportReport (seconds per artifact, the proven batch
-sizes). A failure is one RuntimeFailure line naming the stage and, where it can be found, the
-layer (failure.py).
+I/O bundle (golden_io.py) and c/selftest.c from it (c_selftest.py), and returns an ExportReport
+(seconds per artifact, the proven batch sizes). A failure is one RuntimeFailure line naming the
+stage and, where it can be found, the layer (failure.py).
 
 Warnings are handled one by one (see `expected_warnings`): the ones we know and accept are
 dropped by exact message, anything else is re-emitted so that a new problem stays visible.
@@ -32,6 +32,7 @@ from ..expected_warnings import TORCHSCRIPT_WARNINGS, expected_warnings
 from ..spec.load import Spec
 from ..targets.c import DatasetInfo
 from . import golden_io, onnx_meta
+from .c_selftest import export_selftest
 from .c_weights import export_c
 from .failure import failure
 
@@ -112,6 +113,7 @@ def export_all(model: nn.Module, spec: Spec, facts: DataFacts, out: BuildDir) ->
         ("torchscript", lambda: export_torchscript(model, spec, out)),
         ("pt2", lambda: export_program(model, spec, out)),
         ("golden", lambda: export_golden(model, spec, facts, out)),
+        ("selftest", lambda: export_selftest(out, spec)),  # c/selftest.c from io.npz
     )
     for name, run in stages:
         start = time.perf_counter()

@@ -82,6 +82,7 @@ def render_report(build_dir: Path) -> str:
         "predictions": predictions,
         "parity": _parity(verify),
         "manifest": _json(out.manifest),
+        "footprint": _footprint(_json(out.footprint)),
         "embed": _embed(str(build_dir), trace),
         "panel": _panel(trace),
     }
@@ -251,9 +252,55 @@ def _parity(verify: dict | None) -> dict | None:
         "rows": rows,
         "passed": verify.get("passed"),
         "failures": verify.get("failures", []),
+        "notes": [f"{r['runtime']}: {n}" for r in verify.get("runtimes", []) for n in r["notes"]],
         "tolerance": f"atol {verify['atol']:.0e}, rtol {verify['rtol']:.0e}",
         "inputs": ", ".join(verify.get("inputs", [])),
         "reference": verify.get("reference", ""),
+    }
+
+
+def _footprint(data: dict | None) -> dict | None:
+    """footprint.json as table rows: what check states per variant, what the cross compiler
+    measured per variant and core (or why it did not)."""
+    if data is None:
+        return None
+    stated = [
+        {
+            "variant": variant,
+            "ram": f"{f['ram_bytes']:,}",
+            "arena": f"{f['arena_bytes']:,}",
+            "flash": f"{f['flash_bytes']:,}",
+            "largest": (f.get("largest_weights") or {}).get("layer", "-"),
+        }
+        for variant, f in data.get("stated", {}).items()
+    ]
+    measured, why = [], None
+    for name, m in data.get("measured", {}).items():
+        if name == "unavailable":
+            why = m
+        elif "failed" in m:
+            measured.append({"name": name, "failed": m["failed"]})
+        else:
+            measured.append(
+                {
+                    "name": name,
+                    "core": f"{m['core']} ({m['board']})",
+                    "model": [f"{m['model'][k]:,}" for k in ("text", "data", "bss")],
+                    "selftest": [f"{m['selftest'][k]:,}" for k in ("text", "data", "bss")]
+                    if m.get("selftest")
+                    else ["-"],
+                    "flash": f"{m['flash_bytes']:,}",
+                    "ram": f"{m['ram_bytes']:,}",
+                }
+            )
+    target = {k: f"{v:,}" for k, v in data.get("target", {}).items() if v}
+    compiler = f"{data.get('compiler', '')} {data.get('flags', '')}".strip()
+    return {
+        "stated": stated,
+        "measured": measured,
+        "why": why,
+        "target": target,
+        "compiler": compiler,
     }
 
 

@@ -46,6 +46,9 @@ class Runtime(abc.ABC):
     # speed on this machine (the C target: -O3 -march=native); an adapter honours what it can.
     threads: int | None = None
     fast: bool = False
+    # The device a runtime emulates ("cortex-m4, hard float"): `lenetc bench` counts its emulated
+    # instructions per inference (`instructions`) instead of timing it.
+    emulates: str = ""
 
     def __init__(self, out: BuildDir, spec: Spec) -> None:
         self.out = out
@@ -79,6 +82,16 @@ class Runtime(abc.ABC):
         return None
 
     def parameters(self) -> dict[str, np.ndarray] | None:
+        return None
+
+    def findings(self) -> list[str]:
+        """What the last run showed beyond its outputs, as notes of its row (an emulated device:
+        whether it computed the host's bits)."""
+        return []
+
+    def instructions(self) -> float | None:
+        """Emulated instructions per inference in the last run, where the runtime is an emulated
+        device (`lenetc bench` shows them instead of a time)."""
         return None
 
 

@@ -41,8 +41,10 @@ def node_modules() -> Path:
     return Path(os.environ.get("LENETC_NODE_MODULES") or REPO / "js" / "node_modules")
 
 
-def run_program(cmd: list[str], timeout: float, env: dict[str, str] | None = None) -> str:
-    """Run cmd to completion within timeout seconds; its stdout, or a RuntimeProblem."""
+def run_program(
+    cmd: list[str], timeout: float, env: dict[str, str] | None = None, cwd: Path | None = None
+) -> str:
+    """Run cmd (in `cwd`) to completion within timeout seconds; its stdout, or a RuntimeProblem."""
     proc = subprocess.Popen(
         cmd,
         stdout=subprocess.PIPE,
@@ -50,6 +52,7 @@ def run_program(cmd: list[str], timeout: float, env: dict[str, str] | None = Non
         stdin=subprocess.DEVNULL,
         text=True,
         env={**os.environ, **(env or {})},
+        cwd=cwd,
         start_new_session=True,  # its own process group: nothing of it outlives us
     )
     try:

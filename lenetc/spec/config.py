@@ -1,8 +1,8 @@
-"""The spec's train:, export: and verify: sections, read into frozen dataclasses.
+"""The spec's train:, export:, verify: and target: sections, read into frozen dataclasses.
 
-Takes the YAML mappings (with lines) and a Reporter; returns TrainConfig, ExportConfig and
-VerifyConfig with every default filled in. Problems are recorded, not raised, so that a spec with a
-bad layer and a bad learning rate reports both in one run. No torch import.
+Takes the YAML mappings (with lines) and a Reporter; returns TrainConfig, ExportConfig,
+VerifyConfig and TargetConfig with every default filled in. Problems are recorded, not raised, so
+that a spec with a bad layer and a bad learning rate reports both in one run. No torch import.
 """
 
 from __future__ import annotations
@@ -107,6 +107,61 @@ class VerifyConfig:
     # registered runtime. Checked against the registry when verify runs (spec/ cannot see it).
     runtimes: tuple[str, ...] = ()
     runtimes_line: int = 0
+
+
+@dataclass(frozen=True)
+class TargetConfig:
+    """target: the memory of the part the C target must fit, in bytes (None: not stated), and
+    the YAML lines that stated it (for `check`'s refusal)."""
+
+    flash: int | None = None
+    ram: int | None = None
+    line: int = 0
+    flash_line: int = 0
+    ram_line: int = 0
+
+
+MAX_BYTES = 1 << 40  # a terabyte: beyond any part's memory, and any float's exactness
+_UNITS = {
+    "": 1,
+    "b": 1,
+    "kb": 1024,
+    "kib": 1024,
+    "mb": 1024**2,
+    "mib": 1024**2,
+    "gb": 1024**3,
+    "gib": 1024**3,
+}
+
+
+def byte_size(value: Any) -> int:
+    """A memory size: bytes as an integer, or a number and a unit (256KB, 1 MB, 64KiB); a
+    kilobyte is 1024 bytes, as microcontroller datasheets count."""
+    if isinstance(value, int) and not isinstance(value, bool) and 0 < value <= MAX_BYTES:
+        return value
+    found = (
+        re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([A-Za-z]*)\s*", value)
+        if isinstance(value, str)
+        else None
+    )
+    unit = found[2].lower() if found else ""
+    if found is None or unit not in _UNITS or not 1 <= float(found[1]) * _UNITS[unit] <= MAX_BYTES:
+        raise FieldError(
+            f"expected a size such as 256KB, 1MB or 65536 (bytes), found {describe(value)}",
+            hint="units: B, KB (1024 bytes), MB (1024 KB), GB; KiB, MiB and GiB are the same",
+        )
+    return int(float(found[1]) * _UNITS[unit])
+
+
+def read_target(data: Any, report: Reporter, line: int) -> TargetConfig:
+    s = Section(data, ["flash", "ram"], report, where="target", line=line)
+    return TargetConfig(
+        flash=s.get("flash", byte_size, None),
+        ram=s.get("ram", byte_size, None),
+        line=line,
+        flash_line=s.line("flash") if s.has("flash") else 0,
+        ram_line=s.line("ram") if s.has("ram") else 0,
+    )
 
 
 def _fields(cls: type) -> list[str]:
@@ -301,7 +356,9 @@ def _runtime_names(value: Any) -> tuple[str, ...]:
         value = [value]
     names = []
     for v in value:
-        if not isinstance(v, str) or not re.fullmatch(r"[a-z][a-z0-9.+_\-]*(\[[a-z0-9+,]+\])?", v):
+        if not isinstance(v, str) or not re.fullmatch(
+            r"[a-z][a-z0-9.+_\-]*(\[[a-z0-9+,\-]+\])?", v
+        ):
             raise FieldError(
                 f"expected runtime names such as tract or onnxruntime[cpu], found {describe(v)}",
                 hint="lenetc verify --help lists them; leave verify.runtimes out for every one",

@@ -87,6 +87,8 @@ def verify_build(
         if result.status == FAIL and result.outputs:
             worst = _worst_case(cases, refs, got, atol, rtol)
             result.divergence = locate(runtime, spec, model64, weights, worst.x, atol, rtol)
+        if result.outputs:  # what the run showed beyond its outputs (a device against the host)
+            result.notes = runtime.findings() + result.notes
         result.seconds = round(time.perf_counter() - t0, 3)
         report.runtimes.append(result)
     report.seconds = round(time.perf_counter() - started, 3)

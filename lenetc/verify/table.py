@@ -67,7 +67,7 @@ def format_table(report: Report, explain: bool = False) -> str:
             notes.append(f"{r.runtime}: {r.divergence.describe(report.spec_file)}")
         elif r.status == FAIL and r.reason:
             notes.append(f"{r.runtime}: FAIL: {r.reason}")
-        notes += [f"{r.runtime}: note: {n} (within tolerance)" for n in r.notes]
+        notes += [f"{r.runtime}: note: {n}" for n in r.notes]
     widths = [max(len(row[i]) for row in rows + [HEADER]) for i in range(len(HEADER))]
     lines = [
         f"parity of {report.build} against {report.reference}",

@@ -18,6 +18,8 @@ One module per job, in the order a render uses them:
 - about.py: the model-wide values (`prefix`, `DatasetInfo`, the templates' `m`).
 - weights.py: tensors <-> model_weights.h.
 - indent.py, render.py: the files: one kernel per kind, a forward function calling them.
+- selftest.py: c/selftest.c from golden samples (export/c_selftest.py writes it from io.npz).
+- footprint.py: the RAM and flash a device needs, per variant; the spec's `target:` budget.
 """
 
 from .about import WEIGHTS_FILE, DatasetInfo, model_view, prefix

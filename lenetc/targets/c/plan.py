@@ -109,6 +109,11 @@ def _stored_floats(tensors: Sequence[tuple[str, tuple[int, ...]]], view: CLayer)
     return total
 
 
+def layer_weight_floats(trace: ShapeTrace, views: Sequence[CLayer]) -> list[int]:
+    """Floats of each node's weight arrays as stored, in trace order (0 for a layer without)."""
+    return [_stored_floats(t.out.tensors, view) for t, view in zip(trace.nodes, views)]
+
+
 # Static data beyond 2 GiB does not link with the default code model (-mcmodel=small: "relocation
 # truncated to fit"); the C target keeps its weights and scratch buffers under it.
 STATIC_LIMIT = 2**31 - 2**24

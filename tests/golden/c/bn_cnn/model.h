@@ -15,6 +15,12 @@ extern "C" {
 #define BN_CNN_INPUT_SIZE 3072 /* floats per sample: (3, 32, 32) */
 #define BN_CNN_OUTPUT_SIZE 10 /* floats per sample: (10) */
 
+/* Memory, from lenetc's buffer plan: the static buffers model.c reuses from layer to layer (RAM,
+ * besides the caller's input and output) and its weight arrays (constants: flash on a
+ * microcontroller). lenetc check prints both; the build measures the compiled sizes. */
+#define BN_CNN_ARENA_BYTES 102656
+#define BN_CNN_WEIGHT_BYTES 22248
+
 /* Runs `batch` samples: input holds batch * BN_CNN_INPUT_SIZE floats, output receives
  * batch * BN_CNN_OUTPUT_SIZE. */
 void bn_cnn_forward(const float *input, float *output, int batch);

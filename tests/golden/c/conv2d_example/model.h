@@ -15,6 +15,12 @@ extern "C" {
 #define CONV2D_EXAMPLE_INPUT_SIZE 21 /* floats per sample: (1, 7, 3) */
 #define CONV2D_EXAMPLE_OUTPUT_SIZE 4 /* floats per sample: (4) */
 
+/* Memory, from lenetc's buffer plan: the static buffers model.c reuses from layer to layer (RAM,
+ * besides the caller's input and output) and its weight arrays (constants: flash on a
+ * microcontroller). lenetc check prints both; the build measures the compiled sizes. */
+#define CONV2D_EXAMPLE_ARENA_BYTES 192
+#define CONV2D_EXAMPLE_WEIGHT_BYTES 1008
+
 /* Runs `batch` samples: input holds batch * CONV2D_EXAMPLE_INPUT_SIZE floats, output receives
  * batch * CONV2D_EXAMPLE_OUTPUT_SIZE. */
 void conv2d_example_forward(const float *input, float *output, int batch);

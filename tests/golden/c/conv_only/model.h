@@ -15,6 +15,12 @@ extern "C" {
 #define CONV_ONLY_INPUT_SIZE 21 /* floats per sample: (1, 7, 3) */
 #define CONV_ONLY_OUTPUT_SIZE 48 /* floats per sample: (8, 6, 1) */
 
+/* Memory, from lenetc's buffer plan: the static buffers model.c reuses from layer to layer (RAM,
+ * besides the caller's input and output) and its weight arrays (constants: flash on a
+ * microcontroller). lenetc check prints both; the build measures the compiled sizes. */
+#define CONV_ONLY_ARENA_BYTES 0
+#define CONV_ONLY_WEIGHT_BYTES 224
+
 /* Runs `batch` samples: input holds batch * CONV_ONLY_INPUT_SIZE floats, output receives
  * batch * CONV_ONLY_OUTPUT_SIZE. */
 void conv_only_forward(const float *input, float *output, int batch);

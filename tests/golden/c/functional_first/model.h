@@ -15,6 +15,12 @@ extern "C" {
 #define FUNCTIONAL_FIRST_INPUT_SIZE 784 /* floats per sample: (1, 28, 28) */
 #define FUNCTIONAL_FIRST_OUTPUT_SIZE 10 /* floats per sample: (10) */
 
+/* Memory, from lenetc's buffer plan: the static buffers model.c reuses from layer to layer (RAM,
+ * besides the caller's input and output) and its weight arrays (constants: flash on a
+ * microcontroller). lenetc check prints both; the build measures the compiled sizes. */
+#define FUNCTIONAL_FIRST_ARENA_BYTES 784
+#define FUNCTIONAL_FIRST_WEIGHT_BYTES 7880
+
 /* Runs `batch` samples: input holds batch * FUNCTIONAL_FIRST_INPUT_SIZE floats, output receives
  * batch * FUNCTIONAL_FIRST_OUTPUT_SIZE. */
 void functional_first_forward(const float *input, float *output, int batch);

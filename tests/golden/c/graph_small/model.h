@@ -15,6 +15,12 @@ extern "C" {
 #define GRAPH_SMALL_INPUT_SIZE 64 /* floats per sample: (1, 8, 8) */
 #define GRAPH_SMALL_OUTPUT_SIZE 10 /* floats per sample: (10) */
 
+/* Memory, from lenetc's buffer plan: the static buffers model.c reuses from layer to layer (RAM,
+ * besides the caller's input and output) and its weight arrays (constants: flash on a
+ * microcontroller). lenetc check prints both; the build measures the compiled sizes. */
+#define GRAPH_SMALL_ARENA_BYTES 7808
+#define GRAPH_SMALL_WEIGHT_BYTES 11848
+
 /* Runs `batch` samples: input holds batch * GRAPH_SMALL_INPUT_SIZE floats, output receives
  * batch * GRAPH_SMALL_OUTPUT_SIZE. */
 void graph_small_forward(const float *input, float *output, int batch);

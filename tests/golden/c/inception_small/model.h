@@ -15,6 +15,12 @@ extern "C" {
 #define INCEPTION_SMALL_INPUT_SIZE 256 /* floats per sample: (1, 16, 16) */
 #define INCEPTION_SMALL_OUTPUT_SIZE 10 /* floats per sample: (10) */
 
+/* Memory, from lenetc's buffer plan: the static buffers model.c reuses from layer to layer (RAM,
+ * besides the caller's input and output) and its weight arrays (constants: flash on a
+ * microcontroller). lenetc check prints both; the build measures the compiled sizes. */
+#define INCEPTION_SMALL_ARENA_BYTES 143616
+#define INCEPTION_SMALL_WEIGHT_BYTES 101224
+
 /* Runs `batch` samples: input holds batch * INCEPTION_SMALL_INPUT_SIZE floats, output receives
  * batch * INCEPTION_SMALL_OUTPUT_SIZE. */
 void inception_small_forward(const float *input, float *output, int batch);

@@ -15,6 +15,12 @@ extern "C" {
 #define KITCHEN_SINK_INPUT_SIZE 3600 /* floats per sample: (3, 40, 30) */
 #define KITCHEN_SINK_OUTPUT_SIZE 5 /* floats per sample: (5) */
 
+/* Memory, from lenetc's buffer plan: the static buffers model.c reuses from layer to layer (RAM,
+ * besides the caller's input and output) and its weight arrays (constants: flash on a
+ * microcontroller). lenetc check prints both; the build measures the compiled sizes. */
+#define KITCHEN_SINK_ARENA_BYTES 52176
+#define KITCHEN_SINK_WEIGHT_BYTES 23232
+
 /* Runs `batch` samples: input holds batch * KITCHEN_SINK_INPUT_SIZE floats, output receives
  * batch * KITCHEN_SINK_OUTPUT_SIZE. */
 void kitchen_sink_forward(const float *input, float *output, int batch);

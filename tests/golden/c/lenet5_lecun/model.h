@@ -15,6 +15,12 @@ extern "C" {
 #define LENET5_LECUN_INPUT_SIZE 1024 /* floats per sample: (1, 32, 32) */
 #define LENET5_LECUN_OUTPUT_SIZE 10 /* floats per sample: (10) */
 
+/* Memory, from lenetc's buffer plan: the static buffers model.c reuses from layer to layer (RAM,
+ * besides the caller's input and output) and its weight arrays (constants: flash on a
+ * microcontroller). lenetc check prints both; the build measures the compiled sizes. */
+#define LENET5_LECUN_ARENA_BYTES 23520
+#define LENET5_LECUN_WEIGHT_BYTES 247032
+
 /* Runs `batch` samples: input holds batch * LENET5_LECUN_INPUT_SIZE floats, output receives
  * batch * LENET5_LECUN_OUTPUT_SIZE. */
 void lenet5_lecun_forward(const float *input, float *output, int batch);

@@ -15,6 +15,12 @@ extern "C" {
 #define MLP_INPUT_SIZE 64 /* floats per sample: (64) */
 #define MLP_OUTPUT_SIZE 10 /* floats per sample: (10) */
 
+/* Memory, from lenetc's buffer plan: the static buffers model.c reuses from layer to layer (RAM,
+ * besides the caller's input and output) and its weight arrays (constants: flash on a
+ * microcontroller). lenetc check prints both; the build measures the compiled sizes. */
+#define MLP_ARENA_BYTES 768
+#define MLP_WEIGHT_BYTES 68904
+
 /* Runs `batch` samples: input holds batch * MLP_INPUT_SIZE floats, output receives
  * batch * MLP_OUTPUT_SIZE. */
 void mlp_forward(const float *input, float *output, int batch);

@@ -15,6 +15,12 @@ extern "C" {
 #define MLP_DIGITS_INPUT_SIZE 64 /* floats per sample: (64) */
 #define MLP_DIGITS_OUTPUT_SIZE 10 /* floats per sample: (10) */
 
+/* Memory, from lenetc's buffer plan: the static buffers model.c reuses from layer to layer (RAM,
+ * besides the caller's input and output) and its weight arrays (constants: flash on a
+ * microcontroller). lenetc check prints both; the build measures the compiled sizes. */
+#define MLP_DIGITS_ARENA_BYTES 768
+#define MLP_DIGITS_WEIGHT_BYTES 68904
+
 /* Runs `batch` samples: input holds batch * MLP_DIGITS_INPUT_SIZE floats, output receives
  * batch * MLP_DIGITS_OUTPUT_SIZE. */
 void mlp_digits_forward(const float *input, float *output, int batch);

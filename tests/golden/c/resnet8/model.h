@@ -15,6 +15,12 @@ extern "C" {
 #define RESNET8_INPUT_SIZE 256 /* floats per sample: (1, 16, 16) */
 #define RESNET8_OUTPUT_SIZE 10 /* floats per sample: (10) */
 
+/* Memory, from lenetc's buffer plan: the static buffers model.c reuses from layer to layer (RAM,
+ * besides the caller's input and output) and its weight arrays (constants: flash on a
+ * microcontroller). lenetc check prints both; the build measures the compiled sizes. */
+#define RESNET8_ARENA_BYTES 69888
+#define RESNET8_WEIGHT_BYTES 313704
+
 /* Runs `batch` samples: input holds batch * RESNET8_INPUT_SIZE floats, output receives
  * batch * RESNET8_OUTPUT_SIZE. */
 void resnet8_forward(const float *input, float *output, int batch);

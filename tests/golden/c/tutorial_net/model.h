@@ -15,6 +15,12 @@ extern "C" {
 #define TUTORIAL_NET_INPUT_SIZE 1024 /* floats per sample: (1, 32, 32) */
 #define TUTORIAL_NET_OUTPUT_SIZE 10 /* floats per sample: (10) */
 
+/* Memory, from lenetc's buffer plan: the static buffers model.c reuses from layer to layer (RAM,
+ * besides the caller's input and output) and its weight arrays (constants: flash on a
+ * microcontroller). lenetc check prints both; the build measures the compiled sizes. */
+#define TUTORIAL_NET_ARENA_BYTES 27000
+#define TUTORIAL_NET_WEIGHT_BYTES 324856
+
 /* Runs `batch` samples: input holds batch * TUTORIAL_NET_INPUT_SIZE floats, output receives
  * batch * TUTORIAL_NET_OUTPUT_SIZE. */
 void tutorial_net_forward(const float *input, float *output, int batch);

@@ -15,6 +15,12 @@ extern "C" {
 #define VGG_SMALL_INPUT_SIZE 784 /* floats per sample: (1, 28, 28) */
 #define VGG_SMALL_OUTPUT_SIZE 10 /* floats per sample: (10) */
 
+/* Memory, from lenetc's buffer plan: the static buffers model.c reuses from layer to layer (RAM,
+ * besides the caller's input and output) and its weight arrays (constants: flash on a
+ * microcontroller). lenetc check prints both; the build measures the compiled sizes. */
+#define VGG_SMALL_ARENA_BYTES 157952
+#define VGG_SMALL_WEIGHT_BYTES 875112
+
 /* Runs `batch` samples: input holds batch * VGG_SMALL_INPUT_SIZE floats, output receives
  * batch * VGG_SMALL_OUTPUT_SIZE. */
 void vgg_small_forward(const float *input, float *output, int batch);
