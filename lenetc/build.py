@@ -35,6 +35,8 @@ from .check.memory import default_budget, require, user_budget
 from .check.shapes import check
 from .export.manifest import write_manifest
 from .lock import folder_lock
+from .quant.support import require_quantizable
+from .spec.config import QuantizeConfig
 from .spec.load import Spec, load_spec
 from .targets.torch import render
 from .train.distributed import backend_name, check_batch
@@ -56,6 +58,7 @@ class BuildOptions:
     require: tuple[str, ...] = ()  # these must run here (--require)
     memory_budget: int | None = None  # bytes; None: a share of this machine's memory
     device: str | None = None  # --device: overrides train.device (auto | cpu | cuda)
+    int8: bool = False  # --int8: quantize as a quantize: section with its defaults would
 
 
 @dataclass(frozen=True)
@@ -82,7 +85,10 @@ def with_overrides(spec: Spec, opts: BuildOptions) -> Spec:
         train = dataclasses.replace(
             train, optimizer=dataclasses.replace(train.optimizer, lr=opts.lr)
         )
-    return dataclasses.replace(spec, train=train)
+    spec = dataclasses.replace(spec, train=train)
+    if opts.int8 and spec.quantize is None:
+        spec = dataclasses.replace(spec, quantize=QuantizeConfig())
+    return spec
 
 
 def build(spec_path: Path, opts: BuildOptions = BuildOptions(), log=print) -> BuildResult:
@@ -91,6 +97,7 @@ def build(spec_path: Path, opts: BuildOptions = BuildOptions(), log=print) -> Bu
     say = (lambda *a, **k: None) if opts.quiet or not main else log
     spec = with_overrides(load_spec(spec_path), opts)
     trace = check(spec)
+    require_quantizable(spec, "quantize" if spec.quantize and spec.quantize.line else "--int8")
     check_batch(spec.train.batch_size, ranks, spec.path)
     budget = default_budget() if opts.memory_budget is None else user_budget(opts.memory_budget)
     require(trace, spec.train, spec.verify, budget)  # before anything is allocated
@@ -109,6 +116,9 @@ def _build(spec_path: Path, spec: Spec, trace, out: BuildDir, opts: BuildOptions
         removed = remove_leftovers(out.root)
         if removed:
             say(f"removed what an interrupted run left: {', '.join(removed)}")
+        if spec.quantize is None:  # an int8 twin of an earlier build would not match this one
+            out.int8_onnx.unlink(missing_ok=True)
+            out.calibration.unlink(missing_ok=True)
         for finished in (out.manifest, out.verify_json):  # written last: until then, unfinished
             finished.unlink(missing_ok=True)
         write_bytes(out.spec, Path(spec_path).read_bytes())
@@ -182,6 +192,10 @@ def _build(spec_path: Path, spec: Spec, trace, out: BuildDir, opts: BuildOptions
     model.eval()
     exported = export_all(model, spec, facts, out)
     say(exported.summary())
+    if spec.quantize is not None:
+        from .quant.stage import write_int8
+
+        say(write_int8(out, spec, data.x_train))
     report = verify_build(out.root, require=opts.require, runtimes=opts.runtimes)
     say(format_table(report))
     write_manifest(out)  # it hashes everything above, verify.json included
@@ -218,6 +232,8 @@ def build_command(spec_path: Path, opts: BuildOptions, *more: str) -> str:
     ):
         if value is not None:
             words += [flag, repr(value) if isinstance(value, float) else str(value)]
+    if opts.int8:
+        words.append("--int8")
     return shlex.join(words + list(more))
 
 

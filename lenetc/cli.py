@@ -204,6 +204,12 @@ def draw_cmd(spec: Path, output: Path | None) -> None:
     type=click.IntRange(1, 1024),
     help="Train on N processes with DDP: starts torch's elastic launcher (torchrun) on this node.",
 )
+@click.option(
+    "--int8",
+    is_flag=True,
+    help="Also quantize to int8 (model.int8.onnx), as a spec's quantize: section with its "
+    "defaults would; verify then proves it.",
+)
 @click.pass_context
 def build_cmd(
     ctx: click.Context,
@@ -220,6 +226,7 @@ def build_cmd(
     memory_budget: str | None,
     device,
     nproc_per_node,
+    int8: bool,
 ) -> None:
     """Check, render, train, export and verify: the whole pipeline.
 
@@ -254,6 +261,7 @@ def build_cmd(
         require=tuple(require),
         memory_budget=budget,
         device=device,
+        int8=int8,
     )
     try:
         result = build(spec, opts, log=echo)

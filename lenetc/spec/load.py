@@ -21,7 +21,16 @@ from typing import Any
 
 from ..errors import SpecError
 from ..layers import REGISTRY
-from .config import ExportConfig, TrainConfig, VerifyConfig, read_export, read_train, read_verify
+from .config import (
+    ExportConfig,
+    QuantizeConfig,
+    TrainConfig,
+    VerifyConfig,
+    read_export,
+    read_quantize,
+    read_train,
+    read_verify,
+)
 from .fields import FieldError, Reporter, Section, describe, integer, nearest, text
 from .graph import INPUT, check_every_output_is_read, read_inputs, splice_blocks
 from .yamlsafe import YList, YMap, line_of, load_yaml
@@ -76,6 +85,7 @@ class Spec:
     source_dir: Path  # dataset paths are relative to it
     sha256: str  # of the spec file's bytes
     input_line: int = 0
+    quantize: QuantizeConfig | None = None  # the quantize: section, or --int8; None: float only
 
     @property
     def output(self) -> str:
@@ -94,7 +104,7 @@ def parse_spec(data: YMap, file: str, source_dir: Path, sha256: str = "") -> Spe
     report = Reporter(file)
     top = Section(
         data,
-        ["name", "class_name", "input", "layers", "train", "export", "verify", "blocks"],
+        ["name", "class_name", "input", "layers", "train", "export", "verify", "quantize", "blocks"],
         report,
         where="the spec",
         line=data.line,
@@ -115,6 +125,7 @@ def parse_spec(data: YMap, file: str, source_dir: Path, sha256: str = "") -> Spe
     train = read_train(top.raw("train"), report, top.line("train"))
     export = read_export(top.raw("export"), report, top.line("export"))
     verify = read_verify(top.raw("verify"), report, top.line("verify"))
+    quantize = read_quantize(top.raw("quantize"), report, top.line("quantize"))
     _check_loss(nodes, train, report)
     if report.problems:
         raise SpecError(sorted(report.problems, key=lambda p: p.at.line))
@@ -130,6 +141,7 @@ def parse_spec(data: YMap, file: str, source_dir: Path, sha256: str = "") -> Spe
         source_dir=source_dir,
         sha256=sha256,
         input_line=inp.line("shape"),
+        quantize=quantize,
     )
 
 

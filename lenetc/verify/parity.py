@@ -31,6 +31,7 @@ from ..runtimes import matches, plan
 from ..runtimes.base import Runtime, RuntimeProblem, first_line
 from ..spec.load import Spec, load_spec
 from .divergence import locate, parameter_diffs
+from .int8 import verify_int8
 from .results import FAIL, PASS, UNAVAILABLE, WARN, Case, OutputResult, Report, RuntimeResult
 from .table import to_json
 
@@ -89,6 +90,7 @@ def verify_build(
             result.notes = [text for _, text in parameter_diffs(runtime, weights, spec)]
         result.seconds = round(time.perf_counter() - t0, 3)
         report.runtimes.append(result)
+    report.int8 = verify_int8(out, spec, cases)
     report.seconds = round(time.perf_counter() - started, 3)
     if write:
         write_json(out.verify_json, to_json(report))
