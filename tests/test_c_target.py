@@ -29,9 +29,22 @@ from lenetc.artifacts import BuildDir, load_module_class
 from lenetc.check.shapes import check
 from lenetc.cli import main
 from lenetc.export.c_weights import export_c
+from lenetc.layers import REGISTRY
 from lenetc.runtimes.c import FAST_FLAGS, PORTABLE_FLAGS, CTarget, compile_library
 from lenetc.spec.load import load_spec
-from lenetc.targets.c import FILES, DatasetInfo, hex_float, read_weights, render_c
+from lenetc.targets.c import (
+    FILES,
+    ContractProblem,
+    DatasetInfo,
+    contract,
+    hex_float,
+    layer_views,
+    plan_buffers,
+    read_weights,
+    render_c,
+)
+from lenetc.targets.c import fragments as contract_module
+from lenetc.targets.templates import environment
 from lenetc.targets.torch import render
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -324,6 +337,57 @@ def test_buffers_are_reused_by_liveness(c_builds) -> None:
     source = (c_builds["vgg_small"].c_dir / "model.c").read_text(encoding="utf-8")
     assert re.findall(r"^static float (buf\d)\[", source, re.M) == ["buf0", "buf1"]
     assert "bn1(buf0, buf0);" in source  # batch norm in place, once its input is read only by it
+
+
+def test_the_buffer_plan_counts_every_static_float_and_every_weight(c_builds) -> None:
+    """arena_bytes = the static float arrays of model.c; weight_bytes = model_weights.h's."""
+    for name, out in c_builds.items():
+        trace = check(load_spec(out.spec))
+        plan = plan_buffers(trace, layer_views(trace))
+        source = (out.c_dir / "model.c").read_text(encoding="utf-8")
+        arena = sum(int(n) for n in re.findall(r"static float \w+\[(\d+)\];", source))
+        assert plan.arena_bytes == 4 * arena, name
+        stored = read_weights((out.c_dir / "model_weights.h").read_text(encoding="utf-8"))
+        assert plan.weight_bytes == 4 * sum(len(v[-1]) for v in stored.values()), name
+        final = plan.where[trace.nodes[-1].node.name]
+        assert plan.final == final and (final == "y") == ("y[i] = buf" not in source), name
+
+
+def test_every_kind_has_a_valid_c_fragment() -> None:
+    for kind in REGISTRY:
+        fragment = contract(kind)
+        assert fragment.alias == (fragment.define is None), kind
+
+
+@pytest.mark.parametrize(
+    ("source", "said"),
+    [
+        (
+            "{% set inplace = true %}{% macro define(l) %}{% endmacro %}",
+            "unknown setting 'inplace' (did you mean 'in_place'?)",
+        ),
+        (
+            "{% set in_place = 1 %}{% macro define(l) %}{% endmacro %}",
+            "'in_place' must be true or false, found 1",
+        ),
+        (
+            '{% set layout = {"weight": [1, 1]} %}{% macro define(l) %}{% endmacro %}',
+            "a permutation per weight",
+        ),
+        ("{% set alias = true %}{% macro define(l) %}{% endmacro %}", "defines nothing"),
+        ("{% set in_place = true %}", "no macro define(l)"),
+        ('{% set pad_to_lanes = ["bias"] %}{% macro define(l) %}{% endmacro %}', "not in layout"),
+    ],
+)
+def test_a_fragment_breaking_the_contract_is_named(monkeypatch, source: str, said: str) -> None:
+    monkeypatch.setattr(
+        contract_module, "fragment", lambda target, kind: environment().from_string(source).module
+    )
+    with pytest.raises(ContractProblem) as caught:
+        contract_module.contract.__wrapped__("relu")
+    assert str(caught.value).startswith("templates/c/layers/relu.j2: ") and said in str(
+        caught.value
+    )
 
 
 def test_render_target_c_on_the_command_line(tmp_path: Path) -> None:

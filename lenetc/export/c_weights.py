@@ -1,7 +1,7 @@
 """Stage 5, export (C): weights.pt -> the build folder's c/, with the weights as exact C arrays.
 
 Takes the build folder, the ShapeTrace and the dataset's facts (normalization, labels); renders
-the C target (targets/c.py: model.h, model.c, main.c, Makefile) and writes model_weights.h from
+the C target (targets/c/: model.h, model.c, main.c, Makefile) and writes model_weights.h from
 weights.pt itself (the file verify checks), each tensor permuted to the order its layer's loops
 read it (the fragment's `layout`) and written as C99 hex floats, exactly. The folder is swapped
 in whole (artifacts.atomic_dir). Returns the folder.

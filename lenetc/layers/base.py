@@ -56,6 +56,9 @@ class Inferred:
     args: Mapping[str, str] = field(default_factory=dict)
     options: tuple[tuple[str, str], ...] = ()
     factors: Shape | None = None  # set by flatten, read by linear for `16 * 5 * 5`
+    # The float tensors its state_dict holds, in order, by name, in torch's shape (a target that
+    # stores weights sizes its arrays from these, without torch).
+    tensors: tuple[tuple[str, Shape], ...] = ()
 
 
 # (parsed keys, input) -> Inferred; a join kind's rule takes a tuple of LayerInputs instead.

@@ -120,6 +120,8 @@ def _conv2d(a: Mapping[str, Any], inp: LayerInput) -> Inferred:
         params=params,
         flops=flops,
         args={"in_channels": lit(c), "out_channels": lit(cout), "kernel_size": lit((kh, kw))},
+        tensors=(("weight", (cout, c // groups, kh, kw)),)
+        + ((("bias", (cout,)),) if a["bias"] else ()),
         options=options(
             resolved,
             {"stride": 1, "padding": 0, "dilation": 1, "groups": 1, "bias": True},

@@ -55,8 +55,15 @@ def _linear(a: Mapping[str, Any], inp: LayerInput) -> Inferred:
         params=n * out + (out if bias else 0),
         flops=out * (2 * n + (1 if bias else 0)),
         args={"in_features": in_lit, "out_features": lit(out)},
+        tensors=(("weight", (out, n)),) + ((("bias", (out,)),) if bias else ()),
         options=options(a, {"bias": True}),
     )
+
+
+def _norm_tensors(n: int, affine: bool) -> tuple[tuple[str, tuple[int, ...]], ...]:
+    """A batch norm's float state: scale and shift when affine, then the running statistics."""
+    learned = ("weight", "bias") if affine else ()
+    return tuple((name, (n,)) for name in (*learned, "running_mean", "running_var"))
 
 
 def _batch_norm2d(a: Mapping[str, Any], inp: LayerInput) -> Inferred:
@@ -80,6 +87,7 @@ def _batch_norm2d(a: Mapping[str, Any], inp: LayerInput) -> Inferred:
         params=2 * c if a["affine"] else 0,
         flops=2 * numel(inp.shape),
         args={"num_features": lit(c)},
+        tensors=_norm_tensors(c, a["affine"]),
         options=options(a, {"eps": 1e-5, "momentum": 0.1, "affine": True}),
     )
 
@@ -104,6 +112,7 @@ def _batch_norm1d(a: Mapping[str, Any], inp: LayerInput) -> Inferred:
         params=2 * n if a["affine"] else 0,
         flops=2 * n,
         args={"num_features": lit(n)},
+        tensors=_norm_tensors(n, a["affine"]),
         options=options(a, {"eps": 1e-5, "momentum": 0.1, "affine": True}),
         factors=inp.factors,  # between flatten and linear it keeps `16 * 5 * 5`
     )
