@@ -13,7 +13,10 @@ import numpy as np
 
 from ..artifacts import BuildDir, write_with
 from ..spec.load import Spec
+from ..check.shapes import check
+from .c_export import write_c_int8
 from .calibration import calibration_samples
+from .params import load_quant_model
 from .qdq import quantize_model
 
 SQNR_SAMPLES = 256
@@ -26,10 +29,14 @@ def write_int8(out: BuildDir, spec: Spec, x_train) -> str:
     keep = x[:SQNR_SAMPLES]
     write_with(out.calibration, lambda p: _save(p, keep))
     f, q = out.onnx.stat().st_size, out.int8_onnx.stat().st_size
-    return (
+    said = (
         f"quantized to int8 ({cfg.method} calibration on {len(x)} training samples): "
         f"{out.int8_onnx.name} {q:,} bytes = {q / f:.2f}x {out.onnx.name}"
     )
+    if out.c_dir.is_dir():
+        why = write_c_int8(out, load_quant_model(out.int8_onnx, check(spec)))
+        said += "; c/model_int8.c" if why is None else f"; no c/model_int8.c: {why}"
+    return said
 
 
 def _save(path: Path, x: np.ndarray) -> None:
