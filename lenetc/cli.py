@@ -346,7 +346,10 @@ def verify_cmd(
     help="Probabilities to print per sample, most probable first.",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON list for tools.")
-def predict_cmd(build_dir: Path, inputs, normalized: bool, top: int, as_json: bool) -> None:
+@click.option("--int8", is_flag=True, help="Run model.int8.onnx (built with --int8) instead.")
+def predict_cmd(
+    build_dir: Path, inputs, normalized: bool, top: int, as_json: bool, int8: bool
+) -> None:
     """Run the exported model.onnx (onnxruntime only) on .npy or .pgm/.ppm files.
 
     Each file holds one sample (C, H, W) or a batch (N, C, H, W). The normalization and the class
@@ -357,7 +360,7 @@ def predict_cmd(build_dir: Path, inputs, normalized: bool, top: int, as_json: bo
     from .predict import as_json as to_json
     from .predict import format_prediction, predict
 
-    info, predictions = predict(build_dir, list(inputs), normalized=normalized)
+    info, predictions = predict(build_dir, list(inputs), normalized=normalized, int8=int8)
     if as_json:
         echo(json.dumps(to_json(predictions, info.labels, top), indent=2, allow_nan=False))
         return

@@ -43,9 +43,9 @@ class Prediction:
 
 
 def predict(
-    build_dir: Path, inputs: list[Path], normalized: bool = False
+    build_dir: Path, inputs: list[Path], normalized: bool = False, int8: bool = False
 ) -> tuple[ModelInfo, list[Prediction]]:
-    session, info = open_model(build_dir)
+    session, info = open_model(build_dir, int8)
     batches = [load_input(Path(path), info, normalized) for path in inputs]  # fail before running
     predictions = []
     for path, x in zip(inputs, batches):
@@ -66,18 +66,33 @@ def predict(
     return info, predictions
 
 
-def open_model(build_dir: Path):
-    import onnxruntime as ort
-
+def open_model(build_dir: Path, int8: bool = False):
+    """model.onnx's session and facts; with int8, model.int8.onnx's session (the facts, its
+    input's shape and normalization, stay model.onnx's: the QDQ model takes the same input)."""
     onnx_path = Path(build_dir) / "model.onnx"
     if not onnx_path.is_file():
         raise RuntimeFailure(f"{build_dir} has no model.onnx; run `lenetc build` first")
     _as_built(onnx_path, Path(build_dir) / "manifest.json")
+    session = _session(onnx_path)
+    info = read(session.get_modelmeta().custom_metadata_map, str(onnx_path))
+    if int8:
+        int8_path = Path(build_dir) / "model.int8.onnx"
+        if not int8_path.is_file():
+            raise RuntimeFailure(
+                f"{build_dir} has no model.int8.onnx; build with --int8 or a quantize: section"
+            )
+        _as_built(int8_path, Path(build_dir) / "manifest.json")
+        session = _session(int8_path)
+    return session, info
+
+
+def _session(path: Path):
+    import onnxruntime as ort
+
     try:
-        session = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
+        return ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     except Exception as exc:
-        raise RuntimeFailure(f"onnxruntime cannot load {onnx_path}: {_first_line(exc)}") from None
-    return session, read(session.get_modelmeta().custom_metadata_map, str(onnx_path))
+        raise RuntimeFailure(f"onnxruntime cannot load {path}: {_first_line(exc)}") from None
 
 
 def _as_built(onnx_path: Path, manifest: Path) -> None:
@@ -87,10 +102,12 @@ def _as_built(onnx_path: Path, manifest: Path) -> None:
     if not manifest.is_file():
         return
     try:
-        entry = json.loads(manifest.read_text(encoding="utf-8"))["artifacts"]["model.onnx"]
+        entry = json.loads(manifest.read_text(encoding="utf-8"))["artifacts"][onnx_path.name]
         recorded = str(entry["sha256"])
     except (OSError, ValueError, KeyError, TypeError):
-        raise IntegrityFailure(f"{manifest}: unreadable, or does not list model.onnx") from None
+        raise IntegrityFailure(
+            f"{manifest}: unreadable, or does not list {onnx_path.name}"
+        ) from None
     if sha256(onnx_path) != recorded:
         raise IntegrityFailure(
             f"{onnx_path}: differs from manifest.json (changed since the build); "
