@@ -129,7 +129,9 @@ def test_c_int8_weights_are_the_qdq_weights(int8_build):
 
 def test_calibration_errors():
     cfg = QuantizeConfig(samples=100, samples_line=7)
-    with pytest.raises(RuntimeFailure, match=r"spec.yaml:7: .*samples is 100, but the training split has 10"):
+    with pytest.raises(
+        RuntimeFailure, match=r"spec.yaml:7: .*samples is 100, but the training split has 10"
+    ):
         calibration_samples(np.zeros((10, 4), np.float32), cfg, "spec.yaml")
     x = np.zeros((200, 4), np.float32)
     x[3, 1] = np.nan
@@ -139,8 +141,15 @@ def test_calibration_errors():
 
 
 def test_drop_over_the_limit_fails_with_the_numbers():
-    r = Int8Report("model.int8.onnx", 0.1, 0.5, float_accuracy=0.98, int8_accuracy=0.97,
-                   drop_points=1.0, test_samples=359)
+    r = Int8Report(
+        "model.int8.onnx",
+        0.1,
+        0.5,
+        float_accuracy=0.98,
+        int8_accuracy=0.97,
+        drop_points=1.0,
+        test_samples=359,
+    )
     assert not r.passed
     (line,) = r.failures()
     assert "drop 1.00 points" in line and "98.00%" in line and "max_drop 0.5" in line
@@ -148,35 +157,49 @@ def test_drop_over_the_limit_fails_with_the_numbers():
 
 def _spec(tmp_path: Path, layers: str, extra: str = "") -> Path:
     path = tmp_path / "s.yaml"
-    path.write_text(
-        "name: s\ninput: {shape: [1, 8, 8]}\nlayers:\n" + layers + extra
-    )
+    path.write_text("name: s\ninput: {shape: [1, 8, 8]}\nlayers:\n" + layers + extra)
     return path
 
 
 def test_bad_quantize_specs(tmp_path):
-    p = _spec(tmp_path, "  - {type: flatten}\n  - {type: linear, out_features: 3}\n",
-              "quantize: {scheme: int8, calibration: {sample: 5, method: minmax}}\n")
+    p = _spec(
+        tmp_path,
+        "  - {type: flatten}\n  - {type: linear, out_features: 3}\n",
+        "quantize: {scheme: int8, calibration: {sample: 5, method: minmax}}\n",
+    )
     result = run("check", str(p))
     assert result.exit_code == 2
     assert "unknown key 'sample' in quantize.calibration" in result.output
     assert "did you mean 'samples'" in result.output
-    p = _spec(tmp_path, "  - {type: flatten}\n  - {type: tanh}\n  - {type: linear, out_features: 3}\n")
+    p = _spec(
+        tmp_path, "  - {type: flatten}\n  - {type: tanh}\n  - {type: linear, out_features: 3}\n"
+    )
     result = run("build", str(p), "-o", str(tmp_path / "b"), "--int8", "--epochs", "1")
     assert result.exit_code == 2, result.output
     assert "s.yaml:5: layer" in result.output and "no integer kernel for tanh" in result.output
     assert "Traceback" not in result.output
-    p = _spec(tmp_path, "  - {type: max_pool2d, kernel_size: 2}\n  - {type: flatten}\n",
-              "quantize: int8\n")
+    p = _spec(
+        tmp_path,
+        "  - {type: max_pool2d, kernel_size: 2}\n  - {type: flatten}\n",
+        "quantize: int8\n",
+    )
     result = run("build", str(p), "-o", str(tmp_path / "b"), "--epochs", "1")
     assert result.exit_code == 2, result.output
-    assert "s.yaml:6: quantize: int8 quantizes conv2d and linear weights, and s has none" in result.output
+    assert (
+        "s.yaml:6: quantize: int8 quantizes conv2d and linear weights, and s has none"
+        in result.output
+    )
 
 
 def test_too_few_calibration_samples_is_one_line(tmp_path):
-    p = _spec(tmp_path, "  - {type: flatten}\n  - {type: linear, out_features: 10}\n",
-              "train: {dataset: {name: digits}, epochs: 1}\n"
-              "quantize: {calibration: {samples: 100000}}\n")
+    p = _spec(
+        tmp_path,
+        "  - {type: flatten}\n  - {type: linear, out_features: 10}\n",
+        "train: {dataset: {name: digits}, epochs: 1}\nquantize: {calibration: {samples: 100000}}\n",
+    )
     result = run("build", str(p), "-o", str(tmp_path / "b"), "--runtime", "onnxruntime")
     assert result.exit_code == 1, result.output
-    assert "s.yaml:7: quantize.calibration.samples is 100000, but the training split has" in result.output
+    assert (
+        "s.yaml:7: quantize.calibration.samples is 100000, but the training split has"
+        in result.output
+    )

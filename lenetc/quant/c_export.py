@@ -29,7 +29,7 @@ def write_c_int8(out: BuildDir, qm: QuantModel) -> str | None:
         out_p = lq.out or params
         if t.node.type in ("conv2d", "linear"):
             m0, shift = conv_multipliers(lq, params)
-            arrays = [("w", "int8_t", lq.weight), ("m0", "int32_t", m0), ("shift", "int32_t", shift)]
+            arrays = [("w", "int8_t", lq.weight), ("m0", "int32_t", m0), ("shift", "int8_t", shift)]
             if lq.bias is not None:
                 arrays.insert(1, ("b", "int32_t", lq.bias))
             if t.node.type == "linear":
@@ -45,8 +45,9 @@ def write_c_int8(out: BuildDir, qm: QuantModel) -> str | None:
             sy, sx = a["stride"] or a["kernel_size"]
             py, px = a["padding"]
             dy, dx = a["dilation"]
-            call = dict(c=c, h=h, wd=w, oh=oh, ow=ow, kh=kh, kw=kw, sy=sy, sx=sx, py=py, px=px,
-                        dy=dy, dx=dx)
+            call = dict(
+                c=c, h=h, wd=w, oh=oh, ow=ow, kh=kh, kw=kw, sy=sy, sx=sx, py=py, px=px, dy=dy, dx=dx
+            )
             layers.append(Int8Layer(t.node.name, "max_pool2d", call))
         elif t.node.type == "relu" and params.zero_point == -128:
             pass  # fused: the requantization's clamp at -128 already is the ReLU
@@ -57,12 +58,21 @@ def write_c_int8(out: BuildDir, qm: QuantModel) -> str | None:
             layers.append(Int8Layer(t.node.name, t.node.type, {}))
         if out_p != params and t.node.type not in ("conv2d", "linear"):
             m0, shift = quantized_multiplier(params.scale / out_p.scale)
-            call = {"n": int(np.prod(t.out_shape)), "zx": params.zero_point,
-                    "zy": out_p.zero_point, "m0": m0, "shift": shift}
+            call = {
+                "n": int(np.prod(t.out_shape)),
+                "zx": params.zero_point,
+                "zy": out_p.zero_point,
+                "m0": m0,
+                "shift": shift,
+            }
             layers.append(Int8Layer(f"{t.node.name}_rescale", "rescale", call))
         params = out_p
-    io = {"in_scale": qm.input.scale, "in_zero": qm.input.zero_point,
-          "out_scale": params.scale, "out_zero": params.zero_point}
+    io = {
+        "in_scale": qm.input.scale,
+        "in_zero": qm.input.zero_point,
+        "out_scale": params.scale,
+        "out_zero": params.zero_point,
+    }
     for name, text in render_int8(qm.trace, layers, io, arena).items():
         write_text(out.c_dir / name, text)
     return None
@@ -81,5 +91,20 @@ def _conv_call(t, a) -> dict:
     else:
         py, px = pad
     sy, sx = a["stride"]
-    return dict(ci=c, h=h, wd=w, co=co, oh=oh, ow=ow, kh=kh, kw=kw, sy=sy, sx=sx, py=py, px=px,
-                dy=dy, dx=dx, groups=a["groups"])
+    return dict(
+        ci=c,
+        h=h,
+        wd=w,
+        co=co,
+        oh=oh,
+        ow=ow,
+        kh=kh,
+        kw=kw,
+        sy=sy,
+        sx=sx,
+        py=py,
+        px=px,
+        dy=dy,
+        dx=dx,
+        groups=a["groups"],
+    )

@@ -36,7 +36,8 @@ SETTINGS = {
     "reduce_range": True,  # 7-bit weights: no int16 saturation in AVX2 kernels (see above)
     "extra_options": {
         "WeightSymmetric": True,  # weight zero points 0: int8 weights, int32 accumulators
-        "ActivationSymmetric": False,  # activations per tensor, asymmetric (a ReLU is its zero point)
+        # activations per tensor, asymmetric: a fused ReLU is a zero point of -128
+        "ActivationSymmetric": False,
     },
 }
 CALIBRATION_BATCH = 64

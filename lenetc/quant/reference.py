@@ -254,7 +254,9 @@ def _add(lq: LayerQuant, t, ins: list[Value]) -> Value:
         shifted = (v.q - v.params.zero_point) << ADD_LEFT_SHIFT
         total = total + multiply_by_quantized_multiplier(shifted, m0, shift)
     m0, shift = quantized_multiplier(twice_max / ((1 << ADD_LEFT_SHIFT) * lq.out.scale))
-    return Value(_clamp(multiply_by_quantized_multiplier(total, m0, shift) + lq.out.zero_point), lq.out)
+    return Value(
+        _clamp(multiply_by_quantized_multiplier(total, m0, shift) + lq.out.zero_point), lq.out
+    )
 
 
 def _cat(lq: LayerQuant, t, ins: list[Value]) -> Value:

@@ -12,8 +12,8 @@ from pathlib import Path
 import numpy as np
 
 from ..artifacts import BuildDir, write_with
-from ..spec.load import Spec
 from ..check.shapes import check
+from ..spec.load import Spec
 from .c_export import write_c_int8
 from .calibration import calibration_samples
 from .params import load_quant_model

@@ -1,8 +1,9 @@
 """The spec's train:, export:, verify: and quantize: sections, read into frozen dataclasses.
 
 Takes the YAML mappings (with lines) and a Reporter; returns TrainConfig, ExportConfig,
-VerifyConfig and QuantizeConfig (None without a quantize: section) with every default filled in. Problems are recorded, not raised, so that a spec with a
-bad layer and a bad learning rate reports both in one run. No torch import.
+VerifyConfig and QuantizeConfig (None without a quantize: section) with every default filled
+in. Problems are recorded, not raised, so that a spec with a bad layer and a bad learning rate
+reports both in one run. No torch import.
 """
 
 from __future__ import annotations

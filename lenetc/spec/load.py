@@ -104,7 +104,17 @@ def parse_spec(data: YMap, file: str, source_dir: Path, sha256: str = "") -> Spe
     report = Reporter(file)
     top = Section(
         data,
-        ["name", "class_name", "input", "layers", "train", "export", "verify", "quantize", "blocks"],
+        [
+            "name",
+            "class_name",
+            "input",
+            "layers",
+            "train",
+            "export",
+            "verify",
+            "quantize",
+            "blocks",
+        ],
         report,
         where="the spec",
         line=data.line,

@@ -125,8 +125,13 @@ def verify_int8(out: BuildDir, spec: Spec, cases: list[Case]) -> Int8Report | No
         rows = layer_sqnr(out.onnx, qm, x_cal)
         report.calibration_samples = len(x_cal)
         report.sqnr = [
-            {"layers": r.layers, "type": r.type, "line": r.line, "sqnr_db": r.sqnr_db,
-             "lost_db": r.lost_db}
+            {
+                "layers": r.layers,
+                "type": r.type,
+                "line": r.line,
+                "sqnr_db": r.sqnr_db,
+                "lost_db": r.lost_db,
+            }
             for r in rows
         ]
         report.hint = dominant(rows)
@@ -184,8 +189,12 @@ def _task_level(out: BuildDir, qm, report: Int8Report) -> None:
     options.log_severity_level = 3
     session = ort.InferenceSession(str(out.onnx), options)
     name = session.get_inputs()[0].name
-    float_out = np.concatenate([session.run(None, {name: x[i : i + 256]})[0] for i in range(0, len(x), 256)])
-    int8_out = np.concatenate([integer_forward(qm, x[i : i + 256])[0] for i in range(0, len(x), 256)])
+    float_out = np.concatenate(
+        [session.run(None, {name: x[i : i + 256]})[0] for i in range(0, len(x), 256)]
+    )
+    int8_out = np.concatenate(
+        [integer_forward(qm, x[i : i + 256])[0] for i in range(0, len(x), 256)]
+    )
     if float_out.ndim != 2:
         return
     f_pick, q_pick = float_out.argmax(axis=1), int8_out.argmax(axis=1)

@@ -97,7 +97,9 @@ def format_int8(r) -> list[str]:
     for row in r.rows:
         if row.max_steps is None:
             result = "n/a" if row.status == UNAVAILABLE else row.status
-            rows.append((row.runtime, row.artifact, "-", f"{row.tolerance_steps:g}", "", "", result))
+            rows.append(
+                (row.runtime, row.artifact, "-", f"{row.tolerance_steps:g}", "", "", result)
+            )
             notes.append(f"{row.runtime}: {row.status}: {row.reason}")
             continue
         rows.append(

@@ -56,23 +56,22 @@ def render_int8(
         w = {suffix: f"{layer.name}_{suffix}" for suffix, _, _ in layer.arrays}
         if layer.kind == "conv2d":
             args = [src, dst, w["w"], w.get("b", "0"), w["m0"], w["shift"]] + [
-                str(a[k])
-                for k in "ci h wd co oh ow kh kw sy sx py px dy dx groups zx zy".split()
+                str(a[k]) for k in "ci h wd co oh ow kh kw sy sx py px dy dx groups zx zy".split()
             ]
         elif layer.kind == "linear":
             args = [src, dst, w["w"], w.get("b", "0"), w["m0"], w["shift"]] + [
                 str(a[k]) for k in ("in", "out", "zx", "zy")
             ]
         elif layer.kind == "max_pool2d":
-            args = [src, dst] + [
-                str(a[k]) for k in "c h wd oh ow kh kw sy sx py px dy dx".split()
-            ]
+            args = [src, dst] + [str(a[k]) for k in "c h wd oh ow kh kw sy sx py px dy dx".split()]
         elif layer.kind == "relu":
             args = [src, dst, str(a["n"]), str(a["zx"])]
         else:  # rescale
             args = [src, dst] + [str(a[k]) for k in ("n", "zx", "zy", "m0", "shift")]
-        steps.append(f"{'rescale' if layer.kind == 'rescale' else layer.kind}({', '.join(args)});"
-                     f" /* {layer.name} */")
+        steps.append(
+            f"{'rescale' if layer.kind == 'rescale' else layer.kind}({', '.join(args)});"
+            f" /* {layer.name} */"
+        )
         cur = 1 - cur
     m = model_view(trace, None)
     m.update(
