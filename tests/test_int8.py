@@ -203,3 +203,21 @@ def test_too_few_calibration_samples_is_one_line(tmp_path):
         "s.yaml:7: quantize.calibration.samples is 100000, but the training split has"
         in result.output
     )
+
+
+def test_report_has_the_int8_section(int8_build):
+    from lenetc.look.report import render_report
+
+    page = render_report(int8_build.root)
+    assert 'id="int8-table"' in page and 'id="int8-sqnr"' in page
+    assert "c[cpu,int8]" in page and "model.int8.onnx" in page and "conv1, relu1" in page
+
+
+def test_predict_int8(int8_build, tmp_path):
+    x = np.load(int8_build.heldout)["x"][:3]
+    np.save(tmp_path / "x.npy", x)
+    result = run(
+        "predict", str(int8_build.root), str(tmp_path / "x.npy"), "--normalized", "--int8", "--json"
+    )
+    assert result.exit_code == 0, result.output
+    assert len(json.loads(result.output)) == 3

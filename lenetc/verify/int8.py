@@ -124,13 +124,13 @@ def verify_int8(out: BuildDir, spec: Spec, cases: list[Case]) -> Int8Report | No
             x_cal = cal["x"].astype(np.float32)
         rows = layer_sqnr(out.onnx, qm, x_cal)
         report.calibration_samples = len(x_cal)
-        report.sqnr = [
+        report.sqnr = [  # None: no noise at all (JSON has no infinity)
             {
                 "layers": r.layers,
                 "type": r.type,
                 "line": r.line,
-                "sqnr_db": r.sqnr_db,
-                "lost_db": r.lost_db,
+                "sqnr_db": r.sqnr_db if np.isfinite(r.sqnr_db) else None,
+                "lost_db": r.lost_db if np.isfinite(r.lost_db) else 0.0,
             }
             for r in rows
         ]

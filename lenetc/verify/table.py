@@ -132,9 +132,9 @@ def format_int8(r) -> list[str]:
         lines.append(f"int8 SQNR per layer on {r.calibration_samples} calibration samples:")
         for row in r.sqnr:
             names = ", ".join(row["layers"])
+            db = "exact" if row["sqnr_db"] is None else f"{row['sqnr_db']:.1f} dB"
             lines.append(
-                f"  {names} ({row['type']}, line {row['line']}): {row['sqnr_db']:.1f} dB"
-                f" (loses {row['lost_db']:.1f})"
+                f"  {names} ({row['type']}, line {row['line']}): {db} (loses {row['lost_db']:.1f})"
             )
     if r.hint:
         lines.append(f"  hint: {r.hint}")
