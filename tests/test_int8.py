@@ -221,3 +221,30 @@ def test_predict_int8(int8_build, tmp_path):
     )
     assert result.exit_code == 0, result.output
     assert len(json.loads(result.output)) == 3
+
+
+def test_c_int8_exact_on_padding_stride_groups_dilation(tmp_path):
+    from lenetc.build import BuildOptions, build
+
+    spec = Path(__file__).parent / "specs" / "int8_convs.yaml"
+    opts = BuildOptions(out=tmp_path, epochs=1, quiet=True, runtimes=("onnxruntime",))
+    result = build(spec, opts)
+    assert result.passed, result.parity
+    report = json.loads((result.folder / "verify.json").read_text())["int8"]
+    rows = {r["runtime"]: r for r in report["rows"]}
+    assert rows["c[cpu,int8]"]["max_steps"] == 0 and rows["c[cpu,int8]"]["elements"] > 0
+    assert rows["onnxruntime[cpu]"]["max_steps"] <= 1.001
+    for cc in ("gcc", "clang"):  # the generated C is warning-free in both
+        import shutil
+        import subprocess
+
+        if shutil.which(cc) is None:
+            continue
+        flags = ["-std=c99", "-O2", "-Wall", "-Wextra", "-Wpedantic", "-Werror", "-c"]
+        done = subprocess.run(
+            [cc, *flags, "model_int8.c", "-o", "/dev/null"],
+            cwd=result.folder / "c",
+            capture_output=True,
+            text=True,
+        )
+        assert done.returncode == 0, done.stderr

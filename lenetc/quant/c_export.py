@@ -91,7 +91,14 @@ def _conv_call(t, a) -> dict:
     else:
         py, px = pad
     sy, sx = a["stride"]
+    # the padded input: room for every window (the last one starts at (o - 1) * s, padded)
+    need_h, need_w = (oh - 1) * sy + (kh - 1) * dy + 1, (ow - 1) * sx + (kw - 1) * dx + 1
+    hp, wp = h, w
+    if py or px or need_h > h or need_w > w:
+        hp, wp = max(h + 2 * py, need_h), max(w + 2 * px, need_w)
     return dict(
+        hp=hp,
+        wp=wp,
         ci=c,
         h=h,
         wd=w,

@@ -23,7 +23,19 @@ from .about import model_view
 from .literals import hex_float
 
 SOURCE, WEIGHTS = "model_int8.c", "model_int8_weights.h"
-KINDS = ("conv2d", "linear", "relu", "max_pool2d", "flatten", "dropout", "batch_norm2d", "rescale")
+SAME_MEMORY = ("flatten", "dropout", "batch_norm2d")  # batch norm: folded into the conv before
+# Each kernel's arguments after (input, output): its arrays by suffix, then its integers by name.
+KERNELS = {
+    "conv2d": (
+        ("w", "b", "m0", "shift"),
+        "ci h wd co oh ow kh kw sy sx py px dy dx groups zx zy hp wp",
+    ),
+    "linear": (("w", "b", "m0", "shift"), "in out zx zy"),
+    "max_pool2d": ((), "c h wd oh ow kh kw sy sx py px dy dx"),
+    "relu": ((), "n zx"),
+    "rescale": ((), "n zx zy m0 shift"),
+}
+KINDS = (*KERNELS, *SAME_MEMORY)
 
 
 @dataclass(frozen=True)
@@ -47,34 +59,24 @@ def render_int8(
     trace: ShapeTrace, layers: Sequence[Int8Layer], io: dict, arena: int
 ) -> dict[str, str]:
     """The two files; `io`: the input's and output's scale and zero point."""
-    cur, steps = 0, []
+    cur, steps, used = 0, [], set()
     for layer in layers:
-        if layer.kind in ("flatten", "dropout", "batch_norm2d"):
-            continue  # the same bytes
-        a = dict(layer.call)
-        src, dst = f"arena[{cur}]", f"arena[{1 - cur}]"
-        w = {suffix: f"{layer.name}_{suffix}" for suffix, _, _ in layer.arrays}
-        if layer.kind == "conv2d":
-            args = [src, dst, w["w"], w.get("b", "0"), w["m0"], w["shift"]] + [
-                str(a[k]) for k in "ci h wd co oh ow kh kw sy sx py px dy dx groups zx zy".split()
-            ]
-        elif layer.kind == "linear":
-            args = [src, dst, w["w"], w.get("b", "0"), w["m0"], w["shift"]] + [
-                str(a[k]) for k in ("in", "out", "zx", "zy")
-            ]
-        elif layer.kind == "max_pool2d":
-            args = [src, dst] + [str(a[k]) for k in "c h wd oh ow kh kw sy sx py px dy dx".split()]
-        elif layer.kind == "relu":
-            args = [src, dst, str(a["n"]), str(a["zx"])]
-        else:  # rescale
-            args = [src, dst] + [str(a[k]) for k in ("n", "zx", "zy", "m0", "shift")]
-        steps.append(
-            f"{'rescale' if layer.kind == 'rescale' else layer.kind}({', '.join(args)});"
-            f" /* {layer.name} */"
-        )
+        if layer.kind in SAME_MEMORY:
+            continue
+        arrays, keys = KERNELS[layer.kind]
+        names = {suffix: f"{layer.name}_{suffix}" for suffix, _, _ in layer.arrays}
+        args = [f"arena[{cur}]", f"arena[{1 - cur}]"]
+        args += [names.get(suffix, "0") for suffix in arrays]  # "0": a layer without bias
+        args += [str(layer.call[k]) for k in keys.split()]
+        steps.append(f"{layer.kind}({', '.join(args)}); /* {layer.name} */")
+        used.add(layer.kind)
         cur = 1 - cur
+    convs = [layer.call for layer in layers if layer.kind == "conv2d"]
+    padded = [a["ci"] * a["hp"] * a["wp"] for a in convs if (a["hp"], a["wp"]) != (a["h"], a["wd"])]
     m = model_view(trace, None)
     m.update(
+        padded=str(max(padded, default=1)),
+        acc=str(max([a["oh"] * a["ow"] for a in convs], default=1)),
         weights_file=WEIGHTS,
         arena=str(arena),
         in_size=str(numel(trace.spec.input_shape)),
@@ -85,7 +87,8 @@ def render_int8(
         out_zero=str(int(io["out_zero"])),
         out_buffer=str(cur),
     )
-    source = environment().get_template(f"c/int8/{SOURCE}.j2").render(m=m, steps=steps)
+    template = environment().get_template(f"c/int8/{SOURCE}.j2")
+    source = template.render(m=m, steps=steps, used=sorted(used))
     return {SOURCE: source, WEIGHTS: _weights(m["title"], layers)}
 
 
