@@ -5,7 +5,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 SPEC ?= specs/lenet5.yaml
 
-.PHONY: demo test lint clean-build embed-deps
+.PHONY: demo test lint clean-build deps embed-deps
 
 demo: $(VENV)/.installed
 	$(BIN)/lenetc build $(SPEC)
@@ -23,14 +23,13 @@ $(VENV)/.installed: pyproject.toml constraints.txt
 	$(BIN)/python -m pip install -q -c constraints.txt -e '.[dev]'
 	touch $@
 
-# The JavaScript and browser side of the parity proof and the report: headless Chromium (Debian's
-# package; needs root or sudo) and the npm packages pinned in js/package-lock.json. onnxruntime-node's
-# post-install would download CUDA files, so it is skipped: the CPU binaries ship in the package.
-embed-deps:
-	@command -v chromium >/dev/null || { \
-	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; \
-	  else sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; fi; }
-	cd js && ONNXRUNTIME_NODE_INSTALL=skip npm ci --no-audit --no-fund --ignore-scripts
+# Every system and npm package of the full proof (clang, clang-format, chromium, the Arm cross
+# toolchain and QEMU, node/npm, js/node_modules): idempotent, as root or through sudo. `make demo` and
+# `make test` need none of them; the tests that do skip without them, naming this target.
+deps:
+	bash scripts/deps.sh
+
+embed-deps: deps  # its name before the cross toolchain joined
 
 clean-build:
 	rm -rf build

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """The README's picture of a report: docs/report.png, from a build folder, in headless Chromium.
 
-Run from the repository root after `make demo` and `make embed-deps`:
+Run from the repository root after `make demo` and `make deps`:
     python scripts/report_screenshot.py [build/lenet5] [docs/report.png]
 
 Serves the folder with lenetc serve's server (127.0.0.1, any free port), draws a held-out test

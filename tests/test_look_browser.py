@@ -11,13 +11,12 @@ One browser launch for the whole module (js/look_check.mjs visits every page and
   probabilities (within 1e-4) as onnxruntime in Python on the same normalized input; a mouse
   stroke classifies; Clear works from the keyboard;
 - served without the npm package, the panel says how to get it and the page still loads.
-Needs node, chromium and `make embed-deps`: in CI (CI=true) a missing one fails, elsewhere skips.
+Needs node, chromium and `make deps` (tests/tools.py): a missing one skips, or fails in CI.
 """
 
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import struct
 import subprocess
@@ -28,6 +27,7 @@ import onnxruntime as ort
 import pytest
 from click.testing import CliRunner
 from test_look_draw import graph_trace
+from tools import require_node_modules, require_tool
 
 from lenetc.check.shapes import check
 from lenetc.cli import main
@@ -36,7 +36,7 @@ from lenetc.look.serve import serve_in_thread, url
 from lenetc.spec.load import load_spec
 
 ROOT = Path(__file__).resolve().parent.parent
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"  # require_tool("chromium") checks it
 SAMPLE = 5  # the held-out test image drawn onto the panel
 
 
@@ -47,16 +47,6 @@ def graph_specs() -> list[Path]:
         for spec in sorted((ROOT / "specs").glob("*.yaml"))
         if any(len(t.node.inputs) > 1 for t in check(load_spec(spec)).nodes)
     ]
-
-
-def _missing() -> str | None:
-    if shutil.which("node") is None:
-        return "node is not installed"
-    if not Path(CHROMIUM).is_file():
-        return "chromium is not installed"
-    if not (ROOT / "js" / "node_modules" / "playwright-core").is_dir():
-        return "js/node_modules is not installed"
-    return None
 
 
 def run_pages(pages: list[dict], job_file: Path) -> list[dict]:
@@ -83,11 +73,8 @@ def panel_input(pixels: np.ndarray, mean: float, std: float, lo: float, hi: floa
 
 @pytest.fixture(scope="module")
 def visit(lenet_build, tmp_path_factory, monkeypatch_module):
-    missing = _missing()
-    if missing:
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"{missing}: CI installs it with make embed-deps")
-        pytest.skip(f"{missing}: run make embed-deps")
+    require_tool("chromium")
+    require_node_modules("playwright-core")
     tmp = tmp_path_factory.mktemp("browser")
     (tmp / "graph.svg").write_text(draw(graph_trace()))
     graphs = graph_specs()
@@ -227,7 +214,7 @@ def test_without_a_server_or_the_runtime_the_panel_says_how(visit):
     assert visit["file"]["ready"] is False
     assert "lenetc serve" in visit["file"]["status"]
     assert visit["without"]["ready"] is False
-    assert "make embed-deps" in visit["without"]["status"]
+    assert "make deps" in visit["without"]["status"]
     assert visit["without"]["parity"] == visit["served"]["parity"]  # the rest of the page works
 
 

@@ -1,7 +1,7 @@
 // Embedding a lenetc model in Node.js with onnxruntime-node: load model.onnx, read how to feed it
 // from its own metadata, run the golden inputs, print each sample's predicted class.
 //
-//   npm install onnxruntime-node          (in a lenetc checkout: make embed-deps)
+//   npm install onnxruntime-node          (in a lenetc checkout: make deps)
 //   node examples/node/classify.js build/lenet5
 //
 // The same program runs on onnxruntime-web's wasm backend: LENETC_ORT=onnxruntime-web.

@@ -3,7 +3,7 @@
 A page opened from a file may not fetch model.onnx, so `lenetc serve` serves the build folder
 read-only on the loopback interface alone (never 0.0.0.0), plus two things under `_lenetc/`:
 `runtime.json` (whether ONNX Runtime Web is installed, and how to get it) and `ort/`, the files
-of the pinned npm package onnxruntime-web (js/package-lock.json, installed by `make embed-deps`).
+of the pinned npm package onnxruntime-web (js/package-lock.json, installed by `make deps`).
 Without them the report still works; the panel says how to get them. No torch import.
 """
 
@@ -22,7 +22,7 @@ from ..errors import RuntimeFailure
 HOST = "127.0.0.1"
 PREFIX = "/_lenetc/"
 RUNTIME_FILES = ("ort.wasm.min.js", "ort-wasm-simd-threaded.mjs", "ort-wasm-simd-threaded.wasm")
-INSTALL = "make embed-deps (npm ci in js/)"
+INSTALL = "make deps (npm ci in js/)"
 
 
 def ort_web_dir() -> Path:

@@ -35,7 +35,7 @@ class OnnxRuntimeWebChromium(OnnxProgramRuntime, OnnxModelRuntime):
     def unavailable(self) -> str | None:
         why = node_problem("onnxruntime-web") or node_problem("playwright-core")
         if why is None and chromium() is None:
-            why = "no chromium on PATH (or in $CHROMIUM); install: make embed-deps"
+            why = "no chromium on PATH (or in $CHROMIUM); install: make deps"
         return why
 
     def command(self, cases: Path, model: Path | None):
