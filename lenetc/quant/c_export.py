@@ -37,7 +37,13 @@ def write_c_int8(out: BuildDir, qm: QuantModel) -> str | None:
             else:
                 call = _conv_call(t, a)
             call.update(zx=params.zero_point, zy=out_p.zero_point)
-            layers.append(Int8Layer(t.node.name, t.node.type, call, tuple(arrays)))
+            kind = t.node.type
+            if (
+                kind == "conv2d"
+                and call["ci"] // call["groups"] * call["kh"] * call["kw"] > call["ow"]
+            ):
+                kind = "conv2d_patches"  # a window longer than an output row: dot products
+            layers.append(Int8Layer(t.node.name, kind, call, tuple(arrays)))
         elif t.node.type == "max_pool2d":
             c, h, w = t.in_shape
             _, oh, ow = t.out_shape

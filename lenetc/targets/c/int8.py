@@ -30,6 +30,10 @@ KERNELS = {
         ("w", "b", "m0", "shift"),
         "ci h wd co oh ow kh kw sy sx py px dy dx groups zx zy hp wp",
     ),
+    "conv2d_patches": (
+        ("w", "b", "m0", "shift"),
+        "ci h wd co oh ow kh kw sy sx py px dy dx groups zx zy",
+    ),
     "linear": (("w", "b", "m0", "shift"), "in out zx zy"),
     "max_pool2d": ((), "c h wd oh ow kh kw sy sx py px dy dx"),
     "relu": ((), "n zx"),
@@ -72,11 +76,16 @@ def render_int8(
         used.add(layer.kind)
         cur = 1 - cur
     convs = [layer.call for layer in layers if layer.kind == "conv2d"]
+    windows = [
+        a["oh"] * a["ow"] * a["ci"] // a["groups"] * a["kh"] * a["kw"]
+        for a in (layer.call for layer in layers if layer.kind == "conv2d_patches")
+    ]
     padded = [a["ci"] * a["hp"] * a["wp"] for a in convs if (a["hp"], a["wp"]) != (a["h"], a["wd"])]
     m = model_view(trace, None)
     m.update(
         padded=str(max(padded, default=1)),
         acc=str(max([a["oh"] * a["ow"] for a in convs], default=1)),
+        patches=str(max(windows, default=1)),
         weights_file=WEIGHTS,
         arena=str(arena),
         in_size=str(numel(trace.spec.input_shape)),
