@@ -42,7 +42,9 @@ def int8_build(tmp_path_factory) -> BuildDir:
     from lenetc.build import BuildOptions, build
 
     out = tmp_path_factory.mktemp("int8")
-    opts = BuildOptions(out=out, epochs=2, quiet=True, int8=True, runtimes=("onnxruntime",))
+    opts = BuildOptions(
+        out=out, epochs=2, quiet=True, int8=True, runtimes=("onnxruntime", "c", "tract", "openvino")
+    )
     return BuildDir(build(SPECS / "lenet5.yaml", opts).folder)
 
 
@@ -229,7 +231,7 @@ def test_c_int8_exact_on_padding_stride_groups_dilation(tmp_path):
     from lenetc.build import BuildOptions, build
 
     spec = Path(__file__).parent / "specs" / "int8_convs.yaml"
-    opts = BuildOptions(out=tmp_path, epochs=1, quiet=True, runtimes=("onnxruntime",))
+    opts = BuildOptions(out=tmp_path, epochs=1, quiet=True, runtimes=("onnxruntime", "c"))
     result = build(spec, opts)
     assert result.passed, result.parity
     report = json.loads((result.folder / "verify.json").read_text())["int8"]
@@ -247,3 +249,78 @@ def test_c_int8_exact_on_padding_stride_groups_dilation(tmp_path):
             text=True,
         )
         assert done.returncode == 0, done.stderr
+
+
+def test_int8_rows_follow_runtime_selection(int8_build):
+    from lenetc.verify.parity import verify_build
+
+    report = verify_build(int8_build.root, runtimes=("tract",), write=False)
+    assert [r.runtime for r in report.int8.rows] == ["tract"]
+    report = verify_build(int8_build.root, runtimes=("c",), write=False)
+    assert [r.runtime for r in report.int8.rows] == ["c[cpu,int8]"]
+
+
+def _tiny_quant_model():
+    """A hand-made QuantModel (no training): a padded conv, an unfused ReLU with a rescale, a
+    max pool and a linear layer, with parameters a quantizer could have chosen."""
+    from lenetc.quant.params import LayerQuant, QParams, QuantModel
+    from lenetc.spec.load import parse_spec
+    from lenetc.spec.yamlsafe import load_yaml_text
+
+    text = (
+        "name: tiny\ninput: {shape: [2, 6, 6]}\nlayers:\n"
+        "  - {type: conv2d, out_channels: 3, kernel_size: 3, padding: 1}\n"
+        "  - {type: relu}\n"
+        "  - {type: max_pool2d, kernel_size: 2}\n"
+        "  - {type: flatten}\n"
+        "  - {type: linear, out_features: 4}\n"
+    )
+    trace = check(parse_spec(load_yaml_text(text.encode(), "tiny.yaml"), "tiny.yaml", Path(".")))
+    rng = np.random.default_rng(3)
+    qm = QuantModel(trace, QParams(0.02, 5))
+    conv = LayerQuant("conv1", "conv2d", "c", QParams(0.05, 10))
+    conv.weight = rng.integers(-64, 65, (3, 2, 3, 3)).astype(np.int8)
+    conv.weight_scale = np.array([0.01, 0.02, 0.015], np.float32)
+    conv.bias = rng.integers(-500, 500, 3).astype(np.int32)
+    fc = LayerQuant("fc1", "linear", "f", QParams(0.1, -3))
+    fc.weight = rng.integers(-64, 65, (4, 27)).astype(np.int8)
+    fc.weight_scale = np.array([0.01, 0.011, 0.012, 0.013], np.float32)
+    fc.bias = rng.integers(-900, 900, 4).astype(np.int32)
+    qm.layers = {
+        "conv1": conv,
+        "relu1": LayerQuant("relu1", "relu", "r", QParams(0.04, -128)),  # not fused: rescaled
+        "pool1": LayerQuant("pool1", "max_pool2d", "p", None),
+        "flatten1": LayerQuant("flatten1", "flatten", "v", None),
+        "fc1": fc,
+    }
+    return qm
+
+
+def test_c_int8_golden_and_exact_without_training(golden, tmp_path):
+    import ctypes
+
+    from lenetc.quant.c_export import render_c_int8
+    from lenetc.runtimes.c import compile_library
+
+    qm = _tiny_quant_model()
+    files = render_c_int8(qm)
+    golden.check("c_int8/model_int8.c", files["model_int8.c"])
+    golden.check("c_int8/model_int8_weights.h", files["model_int8_weights.h"])
+    style = f"--style=file:{Path(__file__).resolve().parent.parent / '.clang-format'}"
+    formatted = subprocess.run(
+        [require_tool("clang-format"), style, "--assume-filename=model_int8.c"],
+        input=files["model_int8.c"],
+        capture_output=True,
+        text=True,
+    )
+    assert formatted.stdout == files["model_int8.c"]  # the C target's committed style
+    for name, text in files.items():
+        (tmp_path / name).write_text(text)
+    lib = ctypes.CDLL(str(compile_library(tmp_path, sources=tuple(files))))
+    lib.tiny_int8_forward.argtypes = (ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int)
+    x = np.random.default_rng(0).standard_normal((50, 2, 6, 6)).astype(np.float32) * 2
+    y = np.empty((50, 4), np.float32)
+    lib.tiny_int8_forward(x.ctypes.data, y.ctypes.data, 50)
+    want, values = integer_forward(qm, x)
+    assert np.array_equal(y, want)  # bit for bit, saturation included
+    assert values["relu1"].params.zero_point == -128 and (values["conv1"].q < 10).any()

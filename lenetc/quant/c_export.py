@@ -21,6 +21,13 @@ def write_c_int8(out: BuildDir, qm: QuantModel) -> str | None:
     why = unsupported(qm.trace)
     if why is not None:
         return why
+    for name, text in render_c_int8(qm).items():
+        write_text(out.c_dir / name, text)
+    return None
+
+
+def render_c_int8(qm: QuantModel) -> dict[str, str]:
+    """model_int8.c and model_int8_weights.h as text, for a chain spec (see `unsupported`)."""
     layers, arena = [], int(np.prod(qm.trace.spec.input_shape))
     params = qm.input
     for t in qm.trace.nodes:
@@ -79,9 +86,7 @@ def write_c_int8(out: BuildDir, qm: QuantModel) -> str | None:
         "out_scale": params.scale,
         "out_zero": params.zero_point,
     }
-    for name, text in render_int8(qm.trace, layers, io, arena).items():
-        write_text(out.c_dir / name, text)
-    return None
+    return render_int8(qm.trace, layers, io, arena)
 
 
 def _conv_call(t, a) -> dict:

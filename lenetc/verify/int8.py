@@ -16,6 +16,7 @@ verify cases; returns an Int8Report:
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -25,6 +26,7 @@ from ..check.shapes import check
 from ..quant.params import load_quant_model
 from ..quant.reference import integer_forward
 from ..quant.sqnr import dominant, layer_sqnr
+from ..runtimes import matches
 from ..runtimes.base import Runtime, RuntimeProblem, first_line
 from ..spec.config import QuantizeConfig
 from ..spec.load import Spec
@@ -88,8 +90,10 @@ class Int8Report:
         return lines
 
 
-def int8_rows(out: BuildDir, spec: Spec) -> list[Runtime]:
-    """The adapters that run model.int8.onnx, and the C target's int8 variant where built."""
+def int8_rows(out: BuildDir, spec: Spec, selectors: tuple[str, ...] = ()) -> list[Runtime]:
+    """The adapters that run model.int8.onnx, and the C target's int8 variant where built;
+    narrowed, as the float rows are, to those `selectors` (--runtime, verify.runtimes) name."""
+    from ..runtimes.c import CInt8Target
     from ..runtimes.onnxruntime import OnnxRuntime
     from ..runtimes.openvino import OpenVino
     from ..runtimes.tract import Tract
@@ -100,14 +104,23 @@ def int8_rows(out: BuildDir, spec: Spec) -> list[Runtime]:
         OpenVino(out, spec, {}),
         OpenVino(out, spec, {"INFERENCE_PRECISION_HINT": "f32"}),
     ]
-    for row in rows:
-        row.artifact = ARTIFACT
-    from ..runtimes.c import CInt8Target
+    for row, kind in zip(rows, ("onnxruntime", "tract", "openvino", "openvino")):
+        row.artifact, row.kind = ARTIFACT, kind
+    c = CInt8Target(out, spec)
+    c.kind = "c"
+    rows.append(c)
+    if not selectors:
+        return rows
+    return [r for r in rows if any(matches(r, s) for s in selectors)]
 
-    return rows + [CInt8Target(out, spec)]
 
-
-def verify_int8(out: BuildDir, spec: Spec, cases: list[Case]) -> Int8Report | None:
+def verify_int8(
+    out: BuildDir,
+    spec: Spec,
+    cases: list[Case],
+    selectors: tuple[str, ...] = (),
+    require: tuple[str, ...] = (),
+) -> Int8Report | None:
     if not out.int8_onnx.is_file():
         return None
     cfg = spec.quantize or QuantizeConfig()
@@ -115,9 +128,17 @@ def verify_int8(out: BuildDir, spec: Spec, cases: list[Case]) -> Int8Report | No
     scale = qm.output.out.scale if qm.output.out else 1.0
     report = Int8Report(ARTIFACT, scale, cfg.max_drop)
     refs = [integer_forward(qm, c.x)[0] for c in cases]
-    for runtime in int8_rows(out, spec):
+    for runtime in int8_rows(out, spec, selectors + require):
         exact = runtime.artifact != ARTIFACT  # the C variant computes the reference's arithmetic
-        report.rows.append(_row(runtime, cases, refs, scale, EXACT if exact else ONNX_STEPS))
+        row = _row(runtime, cases, refs, scale, EXACT if exact else ONNX_STEPS)
+        required = next((s for s in require if matches(runtime, s)), None)
+        if row.status == UNAVAILABLE and required is not None:
+            row.status = FAIL
+            row.reason = f"required (--require {required}) but unavailable: {row.reason}"
+        elif row.status == UNAVAILABLE and _ci() and runtime.expected_in_ci:
+            row.status = FAIL
+            row.reason = f"CI=true, where every runtime is installed, but unavailable: {row.reason}"
+        report.rows.append(row)
     _task_level(out, qm, report)
     if out.calibration.is_file():
         with np.load(out.calibration) as cal:
@@ -137,6 +158,10 @@ def verify_int8(out: BuildDir, spec: Spec, cases: list[Case]) -> Int8Report | No
         report.hint = dominant(rows)
     report.bytes = {"model.onnx": out.onnx.stat().st_size, ARTIFACT: out.int8_onnx.stat().st_size}
     return report
+
+
+def _ci() -> bool:
+    return os.environ.get("CI", "").lower() == "true"
 
 
 def _row(runtime: Runtime, cases, refs, scale: float, tolerance: float) -> Int8Row:

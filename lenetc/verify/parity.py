@@ -90,7 +90,8 @@ def verify_build(
             result.notes = [text for _, text in parameter_diffs(runtime, weights, spec)]
         result.seconds = round(time.perf_counter() - t0, 3)
         report.runtimes.append(result)
-    report.int8 = verify_int8(out, spec, cases)
+    selectors = runtimes or spec.verify.runtimes
+    report.int8 = verify_int8(out, spec, cases, selectors, require)
     report.seconds = round(time.perf_counter() - started, 3)
     if write:
         write_json(out.verify_json, to_json(report))

@@ -91,14 +91,21 @@ def render_int8(
         in_size=str(numel(trace.spec.input_shape)),
         out_size=str(numel(trace.output_shape)),
         in_scale=hex_float(float(np.float32(io["in_scale"]))),
-        in_zero=str(int(io["in_zero"])),
+        plus_in_zero=_signed("+", int(io["in_zero"])),
         out_scale=hex_float(float(np.float32(io["out_scale"]))),
-        out_zero=str(int(io["out_zero"])),
+        minus_out_zero=_signed("-", int(io["out_zero"])),
         out_buffer=str(cur),
     )
     template = environment().get_template(f"c/int8/{SOURCE}.j2")
     source = template.render(m=m, steps=steps, used=sorted(used))
     return {SOURCE: source, WEIGHTS: _weights(m["title"], layers)}
+
+
+def _signed(op: str, value: int) -> str:
+    """`+ 5`, `- 3` for op '+' and value -3 ...: a zero point added or subtracted, as C text."""
+    if op == "-":
+        value = -value
+    return f"+ {value}" if value >= 0 else f"- {-value}"
 
 
 def _weights(title: str, layers: Sequence[Int8Layer]) -> str:
