@@ -324,3 +324,39 @@ def test_c_int8_golden_and_exact_without_training(golden, tmp_path):
     want, values = integer_forward(qm, x)
     assert np.array_equal(y, want)  # bit for bit, saturation included
     assert values["relu1"].params.zero_point == -128 and (values["conv1"].q < 10).any()
+
+
+DRIVER = """#include <stdio.h>
+void tiny_int8_forward(const float *x, float *y, int n);
+int main(void) {
+    static float x[50 * 72], y[50 * 4];
+    if (fread(x, sizeof x, 1, stdin) != 1) return 2;
+    tiny_int8_forward(x, y, 50);
+    fwrite(y, sizeof y, 1, stdout);
+    return 0;
+}
+"""
+
+
+def test_c_int8_runs_clean_under_asan_and_ubsan(tmp_path):
+    """Saturating inputs too: no undefined behaviour in the fixed-point arithmetic."""
+    from lenetc.quant.c_export import render_c_int8
+
+    qm = _tiny_quant_model()
+    for name, text in render_c_int8(qm).items():
+        (tmp_path / name).write_text(text)
+    (tmp_path / "driver.c").write_text(DRIVER)
+    flags = ["-std=c99", "-Wall", "-Wextra", "-Werror", "-O1", "-g"]
+    flags += ["-fsanitize=address,undefined", "-fno-sanitize-recover=all"]
+    subprocess.run(
+        ["gcc", *flags, "-o", "prog", "driver.c", "model_int8.c", "-lm"],
+        cwd=tmp_path,
+        check=True,
+        capture_output=True,
+    )
+    x = np.random.default_rng(1).standard_normal((50, 2, 6, 6)).astype(np.float32)
+    x[:10] *= 1e6  # far outside the calibrated range: every layer saturates
+    done = subprocess.run([str(tmp_path / "prog")], input=x.tobytes(), capture_output=True)
+    assert done.returncode == 0 and not done.stderr, done.stderr[-2000:]
+    got = np.frombuffer(done.stdout, np.float32).reshape(50, 4)
+    assert np.array_equal(got, integer_forward(qm, x)[0])
