@@ -14,7 +14,7 @@ from ..artifacts import BuildDir, write_text
 from ..targets.c.int8 import Int8Layer, render_int8, unsupported
 from .fixed import quantized_multiplier
 from .params import QuantModel
-from .reference import conv_multipliers
+from .reference import DEPTHWISE, conv_multipliers
 
 
 def write_c_int8(out: BuildDir, qm: QuantModel) -> str | None:
@@ -34,17 +34,20 @@ def render_c_int8(qm: QuantModel) -> dict[str, str]:
         lq, a = qm.layers[t.node.name], t.node.args
         arena = max(arena, int(np.prod(t.out_shape)))
         out_p = lq.out or params
-        if t.node.type in ("conv2d", "linear"):
+        weighted = lq.weight is not None  # conv2d, linear, a batch norm no conv absorbed
+        if weighted:
             m0, shift = conv_multipliers(lq, params)
             arrays = [("w", "int8_t", lq.weight), ("m0", "int32_t", m0), ("shift", "int8_t", shift)]
             if lq.bias is not None:
                 arrays.insert(1, ("b", "int32_t", lq.bias))
             if t.node.type == "linear":
                 call = {"in": t.in_shape[0], "out": t.out_shape[0]}
+            elif t.node.type == "batch_norm2d":  # batchnorm.py's depthwise 1x1 convolution
+                call = _conv_call(t, DEPTHWISE | {"groups": t.out_shape[0]})
             else:
                 call = _conv_call(t, a)
             call.update(zx=params.zero_point, zy=out_p.zero_point)
-            kind = t.node.type
+            kind = "linear" if t.node.type == "linear" else "conv2d"
             if (
                 kind == "conv2d"
                 and call["ci"] // call["groups"] * call["kh"] * call["kw"] > call["ow"]
@@ -69,7 +72,7 @@ def render_c_int8(qm: QuantModel) -> dict[str, str]:
             layers.append(Int8Layer(t.node.name, "relu", {"n": n, "zx": params.zero_point}))
         else:
             layers.append(Int8Layer(t.node.name, t.node.type, {}))
-        if out_p != params and t.node.type not in ("conv2d", "linear"):
+        if out_p != params and not weighted:
             m0, shift = quantized_multiplier(params.scale / out_p.scale)
             call = {
                 "n": int(np.prod(t.out_shape)),

@@ -26,7 +26,7 @@ OPS = {
     "conv2d": ("Conv",),
     "linear": ("Gemm", "MatMul"),
     "relu": ("Relu",),
-    "batch_norm2d": ("BatchNormalization",),
+    "batch_norm2d": ("Conv",),  # not folded into a conv before it: batchnorm.py's depthwise conv
     "dropout": ("Dropout", "Identity"),
     "flatten": ("Reshape", "Flatten"),
     "max_pool2d": ("MaxPool",),
@@ -149,7 +149,7 @@ def load_quant_model(path: Path, trace: ShapeTrace) -> QuantModel:
         name = found.output[0] if found is not None else srcs[0]
         tensor[node.name] = name
         lq = LayerQuant(node.name, node.type, name, g.qparams(name))
-        if node.type in ("conv2d", "linear"):
+        if found is not None and node.type in ("conv2d", "linear", "batch_norm2d"):
             lq.weight_name = found.input[1]
             w, ws = g.dequantized(found.input[1], "weight")
             if node.type == "linear" and found.op_type == "Gemm" and not _trans_b(found):
@@ -170,7 +170,8 @@ def _find(g: _Graph, node, srcs: list[str], claimed: set[int]):
     for n in g.value_readers(srcs[0]):
         if n.op_type not in ops or id(n) in claimed:
             continue
-        if node.type in ("conv2d", "linear") and not n.input[1].startswith(f"{node.name}."):
+        weighted = node.type in ("conv2d", "linear", "batch_norm2d")
+        if weighted and not n.input[1].startswith(f"{node.name}."):
             continue
         if len(srcs) > 1 and not all(_reads(g, n, s) for s in srcs[1:]):
             continue

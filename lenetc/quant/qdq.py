@@ -2,8 +2,9 @@
 
 Takes the exported float ONNX and float32 calibration samples (from the training split,
 calibration.py); writes the QDQ model with onnxruntime.quantization (a well-kept calibrator and
-quantizer, not a hand-written one): its pre-processing folds batch norm into the convolutions,
-then quantize_static calibrates activations per tensor (min/max, percentile or entropy) and
+quantizer, not a hand-written one): its pre-processing folds batch norm into the convolutions
+(batchnorm.py turns any other batch norm into a depthwise 1x1 convolution), then
+quantize_static calibrates activations per tensor (min/max, percentile or entropy) and
 quantizes weights symmetrically per output channel.
 
 SETTINGS are chosen so that ONNX Runtime's fused int8 kernels equal the integer reference on
@@ -26,6 +27,7 @@ import numpy as np
 
 from ..artifacts import write_with
 from ..errors import RuntimeFailure
+from .batchnorm import batch_norm_as_conv
 
 METHODS = {"minmax": "MinMax", "percentile": "Percentile", "entropy": "Entropy"}
 SETTINGS = {
@@ -74,6 +76,7 @@ def quantize_model(float_onnx: Path, out: Path, samples: np.ndarray, method: str
         folded = Path(tmp) / "folded.onnx"
         try:  # ONNX Runtime's basic graph optimizations: batch norm folded into the conv before
             quant_pre_process(str(float_onnx), str(folded), skip_symbolic_shape=True)
+            batch_norm_as_conv(folded)  # what no convolution absorbed: a depthwise 1x1 conv
             quantized = Path(tmp) / "int8.onnx"
             quantize_static(
                 str(folded),

@@ -11,12 +11,19 @@ requantize with a per-channel fixed-point multiplier (fixed.py); max pooling and
 the int8 values; average pooling sums in int32 and requantizes by s_in / (s_out * count); add
 rescales both operands by 2**20 as TFLite's add does; cat requantizes each operand whose
 parameters differ from the output's. A ReLU fused into the layer before is its zero point at
--128 (the clamp is the ReLU). Where runtimes round a requantization in float (ONNX Runtime's
-QLinearConv multiplies by a float scale), they may differ from this by one step.
+-128 (the clamp is the ReLU).
+
+`rounding="float"` computes the same network the way ONNX Runtime's fused kernels do: each
+requantization multiplies the int32 accumulator by a float32 scale (s_x * s_w / s_y) and rounds
+half to even; a rescale, a cat, an average and an add go through float32 values (QLinearAdd's
+scale ratios). A one-step difference in one layer can grow to several steps at the output of a
+deep network where a layer's gain exceeds 1 (a batch norm), so verify compares ONNX runtimes with
+this mode and the C variant with the fixed-point one, each expected exact.
 """
 
 from __future__ import annotations
 
+from contextvars import ContextVar
 from dataclasses import dataclass
 
 import numpy as np
@@ -26,6 +33,9 @@ from .params import LayerQuant, QParams, QuantModel
 
 QMIN, QMAX = -128, 127
 ADD_LEFT_SHIFT = 20  # TFLite's add: operands scaled up by 2**20 before rescaling
+ROUNDINGS = ("fixed", "float")
+_ROUNDING: ContextVar[str] = ContextVar("rounding", default="fixed")
+F32 = np.float32
 
 
 @dataclass
@@ -61,14 +71,32 @@ def conv_multipliers(lq: LayerQuant, x: QParams) -> tuple[np.ndarray, np.ndarray
     return requantize_multipliers(real)
 
 
-def integer_forward(qm: QuantModel, x: np.ndarray) -> tuple[np.ndarray, dict[str, Value]]:
-    """The int8 network on a float32 batch: (its dequantized output, every layer's Value)."""
-    values: dict[str, Value] = {"input": Value(quantize(x, qm.input), qm.input)}
-    for t in qm.trace.nodes:
-        node = t.node
-        ins = [values[i] for i in node.inputs]
-        values[node.name] = _LAYERS[node.type](qm.layers[node.name], t, ins)
+def integer_forward(
+    qm: QuantModel, x: np.ndarray, rounding: str = "fixed"
+) -> tuple[np.ndarray, dict[str, Value]]:
+    """The int8 network on a float32 batch: (its dequantized output, every layer's Value);
+    rounding "fixed" (gemmlowp, the C variant's) or "float" (ONNX Runtime's)."""
+    if rounding not in ROUNDINGS:
+        raise ValueError(f"rounding is one of {ROUNDINGS}, not {rounding!r}")
+    token = _ROUNDING.set(rounding)
+    try:
+        values: dict[str, Value] = {"input": Value(quantize(x, qm.input), qm.input)}
+        for t in qm.trace.nodes:
+            node = t.node
+            ins = [values[i] for i in node.inputs]
+            values[node.name] = _LAYERS[node.type](qm.layers[node.name], t, ins)
+    finally:
+        _ROUNDING.reset(token)
     return values[qm.trace.spec.output].real(), values
+
+
+def _fixed() -> bool:
+    return _ROUNDING.get() == "fixed"
+
+
+def _round(v: np.ndarray) -> np.ndarray:
+    """float32 values rounded half to even, as int64 (saturated far outside int8 first)."""
+    return np.rint(np.clip(v, -1e9, 1e9)).astype(np.int64)
 
 
 def _clamp(q: np.ndarray) -> np.ndarray:
@@ -79,15 +107,22 @@ def _requant(q: np.ndarray, src: QParams, dst: QParams) -> np.ndarray:
     """int8 values from one (scale, zero point) to another, in fixed point."""
     if src == dst:
         return q
+    if not _fixed():  # DequantizeLinear, then QuantizeLinear, in float32
+        real = (q - src.zero_point).astype(F32) * F32(src.scale)
+        return _clamp(_round(real / F32(dst.scale)) + dst.zero_point)
     m0, shift = quantized_multiplier(src.scale / dst.scale)
     return _clamp(dst.zero_point + multiply_by_quantized_multiplier(q - src.zero_point, m0, shift))
 
 
-def _out(lq: LayerQuant, acc: np.ndarray, m0, shift, real_scale) -> Value:
+def _out(lq: LayerQuant, acc: np.ndarray, m0, shift, real_scale, x: QParams) -> Value:
     if lq.out is None:  # a float tensor in model.int8.onnx: dequantize the accumulator
         return Value(None, None, (acc * real_scale).astype(np.float32))
-    q = multiply_by_quantized_multiplier(acc, m0, shift) + lq.out.zero_point
-    return Value(_clamp(q), lq.out)
+    if _fixed():
+        q = multiply_by_quantized_multiplier(acc, m0, shift)
+    else:  # float32(acc) * float32(s_x * s_w / s_y), each product rounded to float32
+        scale = (F32(x.scale) * lq.weight_scale.astype(F32)) / F32(lq.out.scale)
+        q = _round(acc.astype(F32) * scale.reshape(np.shape(m0)).astype(F32))
+    return Value(_clamp(q + lq.out.zero_point), lq.out)
 
 
 def _windows(size: int, out: int, k: int, stride: int, pad: int) -> list[tuple[int, int, int]]:
@@ -102,8 +137,21 @@ def _windows(size: int, out: int, k: int, stride: int, pad: int) -> list[tuple[i
 
 
 def _conv2d(lq: LayerQuant, t, ins: list[Value]) -> Value:
+    return _convolve(lq, t, ins, t.node.args)
+
+
+def _batch_norm2d(lq: LayerQuant, t, ins: list[Value]) -> Value:
+    """Folded into the conv before it (the same values), or a depthwise 1x1 conv of its own."""
+    if lq.weight is None:
+        return ins[0]
+    return _convolve(lq, t, ins, DEPTHWISE | {"groups": t.out_shape[0]})
+
+
+DEPTHWISE = {"kernel_size": (1, 1), "stride": (1, 1), "dilation": (1, 1), "padding": (0, 0)}
+
+
+def _convolve(lq: LayerQuant, t, ins: list[Value], a: dict) -> Value:
     x = ins[0]
-    a = t.node.args
     kh, kw = a["kernel_size"]
     sh, sw = a["stride"]
     dh, dw = a["dilation"]
@@ -138,9 +186,9 @@ def _conv2d(lq: LayerQuant, t, ins: list[Value]) -> Value:
         acc += lq.bias.astype(np.int64)[None, :, None, None]
     if lq.out is None:
         real = (x.params.scale * lq.weight_scale)[None, :, None, None]
-        return _out(lq, acc, 0, 0, real)
+        return _out(lq, acc, 0, 0, real, x.params)
     m0, shift = conv_multipliers(lq, x.params)
-    return _out(lq, acc, m0[None, :, None, None], shift[None, :, None, None], None)
+    return _out(lq, acc, m0[None, :, None, None], shift[None, :, None, None], None, x.params)
 
 
 def _linear(lq: LayerQuant, t, ins: list[Value]) -> Value:
@@ -149,19 +197,14 @@ def _linear(lq: LayerQuant, t, ins: list[Value]) -> Value:
     if lq.bias is not None:
         acc = acc + lq.bias.astype(np.int64)
     if lq.out is None:
-        return _out(lq, acc, 0, 0, x.params.scale * lq.weight_scale)
+        return _out(lq, acc, 0, 0, x.params.scale * lq.weight_scale, x.params)
     m0, shift = conv_multipliers(lq, x.params)
-    return _out(lq, acc, m0, shift, None)
+    return _out(lq, acc, m0, shift, None, x.params)
 
 
 def _same(lq: LayerQuant, t, ins: list[Value]) -> Value:
-    """relu fused, batch norm folded, dropout: the layer before's values (and tensor)."""
-    x = ins[0]
-    if t.node.type == "relu" and x.q is not None:
-        return Value(np.maximum(x.q, x.params.zero_point), x.params)
-    if t.node.type == "relu":
-        return Value(None, None, np.maximum(x.f, 0))
-    return x
+    """dropout: the layer before's values (and tensor)."""
+    return ins[0]
 
 
 def _relu(lq: LayerQuant, t, ins: list[Value]) -> Value:
@@ -216,9 +259,14 @@ def _avg(lq: LayerQuant, x: Value, rows, cols, include_pad: bool) -> Value:
             if lq.out is None:
                 out_q[:, :, oy, ox] = 0  # filled below as float
                 continue
-            m0, shift = quantized_multiplier(x.params.scale / (lq.out.scale * count))
-            q = multiply_by_quantized_multiplier(total, m0, shift) + lq.out.zero_point
-            out_q[:, :, oy, ox] = _clamp(q)
+            if _fixed():
+                m0, shift = quantized_multiplier(x.params.scale / (lq.out.scale * count))
+                q = multiply_by_quantized_multiplier(total, m0, shift)
+            else:  # the mean of the dequantized values, in float32, quantized
+                real = xs[:, :, y0:y1, x0:x1].astype(F32) * F32(x.params.scale)
+                mean = real.sum(axis=(2, 3), dtype=F32) / F32(count)
+                q = _round(mean / F32(lq.out.scale))
+            out_q[:, :, oy, ox] = _clamp(q + lq.out.zero_point)
     if lq.out is None:
         raise ValueError(f"layer {lq.name}: an average pool with a float output")
     return Value(out_q, lq.out)
@@ -247,6 +295,12 @@ def _adaptive_avg_pool2d(lq: LayerQuant, t, ins: list[Value]) -> Value:
 
 def _add(lq: LayerQuant, t, ins: list[Value]) -> Value:
     a, b = ins
+    if not _fixed():  # QLinearAdd: s_a / s_c * (a - z_a) + s_b / s_c * (b - z_b), float32
+        ra, rb = F32(a.params.scale) / F32(lq.out.scale), F32(b.params.scale) / F32(lq.out.scale)
+        v = ra * (a.q - a.params.zero_point).astype(F32) + rb * (b.q - b.params.zero_point).astype(
+            F32
+        )
+        return Value(_clamp(_round(v) + lq.out.zero_point), lq.out)
     twice_max = 2 * max(a.params.scale, b.params.scale)
     total = np.zeros(np.broadcast_shapes(a.q.shape, b.q.shape), np.int64)
     for v in (a, b):
@@ -269,7 +323,7 @@ _LAYERS = {
     "conv2d": _conv2d,
     "linear": _linear,
     "relu": _relu,
-    "batch_norm2d": _same,
+    "batch_norm2d": _batch_norm2d,
     "dropout": _same,
     "flatten": _flatten,
     "max_pool2d": _max_pool2d,

@@ -4,9 +4,9 @@ Takes the spec (and how int8 was asked: the quantize: section or --int8); refuse
 training, what the int8 path does not compute: layers whose function is not piecewise linear
 (tanh, sigmoid, gelu, softmax, log_softmax, leaky_relu) are refused rather than kept in float
 between DequantizeLinear and QuantizeLinear, because the C target's int8 variant has no float
-inner loop to keep them in and a float island would make the integer reference two programs; a
-batch_norm2d that no convolution before it can absorb; and a spec with no conv2d or linear at
-all. No torch import.
+inner loop to keep them in and a float island would make the integer reference two programs;
+and a spec with no conv2d or linear at all. (A batch norm is folded into the conv2d before it,
+or becomes a depthwise 1x1 convolution: batchnorm.py.) No torch import.
 """
 
 from __future__ import annotations
@@ -23,7 +23,6 @@ def require_quantizable(spec: Spec, asked_by: str) -> None:
         return
     problems = []
     where = spec.quantize.line
-    by_name = {n.name: n for n in spec.nodes}
     for node in spec.nodes:
         if node.type not in OPS:
             problems.append(
@@ -36,18 +35,6 @@ def require_quantizable(spec: Spec, asked_by: str) -> None:
                     "loss), or build without int8",
                 )
             )
-        elif node.type == "batch_norm2d":
-            before = by_name.get(node.inputs[0])
-            if before is None or before.type != "conv2d":
-                problems.append(
-                    Problem(
-                        f"{asked_by}: int8 folds batch_norm2d into the conv2d before it, but "
-                        f"{node.name} reads {node.inputs[0]}",
-                        Location(spec.path, node.line),
-                        node.label,
-                        hint="put the batch norm right after a conv2d, or build without int8",
-                    )
-                )
     if not any(n.type in WEIGHTED for n in spec.nodes):
         problems.append(
             Problem(

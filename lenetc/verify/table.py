@@ -88,7 +88,16 @@ def format_table(report: Report) -> str:
     return "\n".join(lines)
 
 
-INT8_HEADER = ("int8 runtime", "artifact", "max steps", "tolerance", "differ", "accuracy", "result")
+INT8_HEADER = (
+    "int8 runtime",
+    "artifact",
+    "reference",
+    "max steps",
+    "tolerance",
+    "differ",
+    "accuracy",
+    "result",
+)
 
 
 def format_int8(r) -> list[str]:
@@ -98,7 +107,16 @@ def format_int8(r) -> list[str]:
         if row.max_steps is None:
             result = "n/a" if row.status == UNAVAILABLE else row.status
             rows.append(
-                (row.runtime, row.artifact, "-", f"{row.tolerance_steps:g}", "", "", result)
+                (
+                    row.runtime,
+                    row.artifact,
+                    row.rounding,
+                    "-",
+                    f"{row.tolerance_steps:g}",
+                    "",
+                    "",
+                    result,
+                )
             )
             notes.append(f"{row.runtime}: {row.status}: {row.reason}")
             continue
@@ -106,6 +124,7 @@ def format_int8(r) -> list[str]:
             (
                 row.runtime,
                 row.artifact,
+                row.rounding,
                 f"{row.max_steps:g}",
                 f"{row.tolerance_steps:g}",
                 f"{row.elements_off}/{row.elements}",
@@ -116,7 +135,8 @@ def format_int8(r) -> list[str]:
     widths = [max(len(x[i]) for x in rows + [INT8_HEADER]) for i in range(len(INT8_HEADER))]
     lines = [
         f"int8: {r.artifact} against the numpy integer reference, in steps of the output "
-        f"(scale {r.output_scale:.4g})",
+        f"(scale {r.output_scale:.4g}); rounding: fixed = gemmlowp's (the C variant), float = "
+        "ONNX Runtime's",
         "  ".join(h.ljust(w) for h, w in zip(INT8_HEADER, widths)).rstrip(),
     ]
     lines += ["  ".join(c.ljust(w) for c, w in zip(x, widths)).rstrip() for x in rows]
