@@ -11,8 +11,9 @@ SETTINGS are chosen so that ONNX Runtime's fused int8 kernels equal the integer 
 CPUs without VNNI: with s8s8 and full 8-bit weights, AVX2's u8 x s8 multiply (vpmaddubsw) adds
 pairs of products into int16 and saturates, so QLinearConv / MatMulInteger drift from the QDQ
 math by several steps (measured: logits off by 7.6, argmax flipped on 0.8% of LeNet-5's digits).
-`reduce_range` keeps weights within [-64, 64] (7 bits), where a pair cannot saturate.
-tests/test_int8.py fails if any of these is dropped.
+`reduce_range` keeps weights within [-64, 64] (7 bits), where a pair cannot saturate. (CPUs with
+VNNI, vpdpbusd, accumulate in int32 and are exact either way.) tests/test_int8.py fails if any
+of these is dropped.
 """
 
 from __future__ import annotations
