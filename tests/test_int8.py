@@ -234,7 +234,7 @@ def test_predict_int8(int8_build, tmp_path):
 def test_c_int8_exact_on_padding_stride_groups_dilation(tmp_path):
     from lenetc.build import BuildOptions, build
 
-    spec = Path(__file__).parent / "specs" / "int8_convs.yaml"
+    spec = Path(__file__).parent / "specs" / "int8" / "convs.yaml"  # not in the generic sets
     opts = BuildOptions(out=tmp_path, epochs=1, quiet=True, runtimes=("onnxruntime", "c"))
     result = build(spec, opts)
     assert result.passed, result.parity
