@@ -79,7 +79,7 @@ static void conv2d_patches(const int8_t *x, int8_t *y, const int8_t *w, const in
                 const int8_t *restrict patch = patches + p * k;
                 int32_t sum = 0;
                 for (int i = 0; i < k; i++)
-                    sum += (int32_t)patch[i] * (int32_t)wo[i];
+                    sum += (int16_t)patch[i] * (int16_t)wo[i];
                 y[o * oh * ow + p] = clamp8(zy + requantize(sum + b, m0[o], shift[o]));
             }
         }
@@ -91,11 +91,11 @@ static void linear(const int8_t *x, int8_t *y, const int8_t *w, const int32_t *b
                    int32_t zy) {
     for (int o = 0; o < out; o++) {
         int32_t sum = 0, wsum = 0; /* sum((x - zx) * w) = sum(x * w) - zx * sum(w) */
-        const int8_t *row = w + o * in;
-        for (int i = 0; i < in; i++) {
-            sum += (int32_t)x[i] * (int32_t)row[i];
+        const int8_t *restrict row = w + o * in;
+        for (int i = 0; i < in; i++)
             wsum += row[i];
-        }
+        for (int i = 0; i < in; i++) /* a plain int8 dot product: it vectorizes */
+            sum += (int16_t)x[i] * (int16_t)row[i];
         int32_t acc = (bias ? bias[o] : 0) + sum - zx * wsum;
         y[o] = clamp8(zy + requantize(acc, m0[o], shift[o]));
     }
