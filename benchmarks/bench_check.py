@@ -1,6 +1,6 @@
 """How long a whole `lenetc check` process takes, against a bare Python start in the same run.
 
-The checker is the inner loop of a person editing a spec, so design.md asks for well under 0.3 s
+The checker is the inner loop of a person editing a spec, so the project asks for well under 0.3 s
 per process. Run on demand:  python benchmarks/bench_check.py [SPEC] [--runs N]
 Prints the median wall time of each command and the ratio check / bare interpreter.
 """

@@ -29,7 +29,7 @@ from .errors import RuntimeFailure
 
 @dataclass(frozen=True)
 class BuildDir:
-    """build/<spec name>/ and the fixed names of what lives in it (design.md, Build folder)."""
+    """build/<spec name>/ and the fixed names of what lives in it (README.md: The build folder)."""
 
     root: Path
 

@@ -172,9 +172,9 @@ def _build(spec_path: Path, spec: Spec, trace, out: BuildDir, opts: BuildOptions
             )
             result = fit(model, data, spec.train, io)
     except TrainingInterrupted as exc:
-        exc.resume_command = resume_command(build_command(spec_path, opts, "--resume"))
-        exc.quiet = not main  # rank 0 says where it stopped; the others just stop
-        raise
+        command = resume_command(build_command(spec_path, opts, "--resume"))
+        # rank 0 says where it stopped; the others just stop
+        raise exc.for_command(command, quiet=not main) from None
     model.to("cpu")  # export and verify run on the CPU, once
     if not main:
         return BuildResult(out.root, result.test_accuracy, True, rank=ranks.rank)

@@ -266,7 +266,7 @@ def build_cmd(
     try:
         result = build(spec, opts, log=echo)
     except TrainingInterrupted as exc:
-        if not getattr(exc, "quiet", False):
+        if not exc.quiet:
             echo(str(exc), err=True)
         ctx.exit(130)
     if result.rank != 0:  # under torchrun: rank 0 reports for the job

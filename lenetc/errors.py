@@ -2,7 +2,8 @@
 
 A SpecError carries every Problem found in a spec (file, YAML line, layer, message, hint);
 it exits 2.
-A RuntimeFailure (missing dataset, unwritable folder, export failure) exits 1 with a one-line cause.
+A RuntimeFailure (missing dataset, unwritable folder, export failure) exits 1 with a one-line cause
+(`first_line` and `cannot_read` phrase a library's exception or a failed read as one).
 A ParityFailure exits 3. An IntegrityFailure (an artifact that does not match manifest.json, or
 artifacts that contradict each other: a tampered or mixed build folder) exits 4. Only cli.py turns
 these into exit codes.
@@ -97,3 +98,24 @@ class IntegrityFailure(LenetcError):
         if others:
             text += f" (and {len(self.problems) - 1} more, in {', '.join(others)})"
         super().__init__(text)
+
+
+def first_line(exc: BaseException, typed: bool = False) -> str:
+    """An exception's message as one line: its first (a library's detail and traceback-like tail
+    dropped), after its type's name when `typed`; the type's name alone when it says nothing."""
+    lines = str(exc).strip().splitlines()
+    if not lines:
+        return type(exc).__name__
+    return f"{type(exc).__name__}: {lines[0]}" if typed else lines[0]
+
+
+def cannot_read(exc: OSError, path: object, what: str) -> RuntimeFailure:
+    """An OSError met reading `path` (a dataset file, `what` says which) as the one-line failure
+    to raise: `train images data/x.npy: no such file`."""
+    if isinstance(exc, FileNotFoundError):
+        said = "no such file"
+    elif isinstance(exc, IsADirectoryError):
+        said = "is a folder, not a file"
+    else:
+        said = f"cannot read ({exc.strerror or exc})"
+    return RuntimeFailure(f"{what} {path}: {said}")

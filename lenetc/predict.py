@@ -26,7 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import IntegrityFailure, RuntimeFailure, UsageError
+from .errors import IntegrityFailure, RuntimeFailure, UsageError, first_line
 from .export.manifest import sha256
 from .export.onnx_meta import ModelInfo, read
 
@@ -92,7 +92,7 @@ def _session(path: Path):
     try:
         return ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     except Exception as exc:
-        raise RuntimeFailure(f"onnxruntime cannot load {path}: {_first_line(exc)}") from None
+        raise RuntimeFailure(f"onnxruntime cannot load {path}: {first_line(exc)}") from None
 
 
 def _as_built(onnx_path: Path, manifest: Path) -> None:
@@ -124,7 +124,7 @@ def load_input(path: Path, info: ModelInfo, normalized: bool = False) -> np.ndar
         try:
             raw = np.load(path, allow_pickle=False)
         except (ValueError, OSError, EOFError) as exc:
-            why = "it is empty" if isinstance(exc, EOFError) else _first_line(exc)
+            why = "it is empty" if isinstance(exc, EOFError) else first_line(exc)
             raise UsageError(f"{path}: not a readable .npy file ({why})") from None
         if raw.dtype.kind not in "uifb":
             raise UsageError(f"{path}: holds {raw.dtype} values, not numbers")
@@ -273,8 +273,3 @@ def as_json(predictions: list[Prediction], labels: tuple[str, ...], top: int = 1
             }
         )
     return rows
-
-
-def _first_line(exc: BaseException) -> str:
-    lines = str(exc).strip().splitlines()
-    return lines[0] if lines else type(exc).__name__

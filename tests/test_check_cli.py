@@ -50,7 +50,7 @@ def test_every_spec_checks_golden_json(spec: Path, golden):
     result = check(f"specs/{spec.name}", "--json")
     assert result.exit_code == 0, result.output
     value = json.loads(result.stdout)
-    # design.md's contract for tools
+    # the JSON contract for tools (README.md, `check --json`)
     assert {"name", "input_shape", "output_shape", "params", "flops", "layers"} <= set(value)
     for layer in value["layers"]:
         assert {"name", "type", "output_shape", "params", "flops"} <= set(layer)

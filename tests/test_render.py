@@ -22,6 +22,7 @@ from lenetc.check.shapes import check
 from lenetc.cli import main
 from lenetc.layers import REGISTRY
 from lenetc.spec.load import load_spec
+from lenetc.targets.c import ContractProblem, contract
 from lenetc.targets.templates import environment, fragment, templates_dir
 from lenetc.targets.torch import render
 from lenetc.targets.values import LayerView
@@ -153,9 +154,10 @@ def test_every_kind_has_a_fragment_a_case_and_a_readme_row() -> None:
         if not c_path.is_file():
             missing.append(f"{kind}: no C fragment {c_path.relative_to(ROOT)}")
         else:
-            c_macros = fragment("c", kind)
-            if not (callable(getattr(c_macros, "define", None)) or getattr(c_macros, "alias", 0)):
-                missing.append(f"{kind}: C fragment has neither a `define` macro nor `alias`")
+            try:
+                contract(kind)  # kernel and call, or alias; every setting known and typed
+            except ContractProblem as problem:
+                missing.append(f"{kind}: {problem}")
         if kind not in KINDS:
             missing.append(f"{kind}: no row in KINDS (tests/kinds.py)")
         if not re.search(rf"^\| `{re.escape(kind)}` \|", readme, re.M):
@@ -304,15 +306,29 @@ def test_yaml_comments_and_other_sections_never_reach_the_source(tmp_path: Path)
 
 
 def test_a_value_that_is_not_a_literal_never_renders() -> None:
-    """Defense in depth: should a shape rule ever hand over code instead of a literal, render
-    refuses it (ValueError, an internal error) rather than writing it."""
+    """Defense in depth: rules hand over typed values, never source text. Should one ever hand
+    over something else, render refuses it (ValueError, an internal error) rather than writing
+    it; a string, even one that reads like code, is written as an inert string literal."""
     trace = check(load_spec(ROOT / "specs" / "lenet5.yaml"))
-    for bad in ("__import__('os').system('x')", "x", "5); import os; (5", "[1, 2]", "f'{x}'"):
-        first = trace.nodes[0]
-        forged = dataclasses.replace(first.out, args={**first.out.args, "kernel_size": bad})
+    first = trace.nodes[0]
+
+    def forge(value: object) -> str:
+        forged = dataclasses.replace(first.out, args={**first.out.args, "kernel_size": value})
         nodes = (dataclasses.replace(first, out=forged), *trace.nodes[1:])
+        return render(dataclasses.replace(trace, nodes=nodes))
+
+    for bad in ([1, 2], {"a": 1}, object(), float("nan"), (1.5, 2), None):
         with pytest.raises(ValueError, match="refusing to render"):
-            render(dataclasses.replace(trace, nodes=nodes))
+            forge(bad)
+    for text in ("__import__('os').system('x')", "5); import os; (5", "f'{x}'"):
+        source = forge(text)
+        (call,) = [
+            n
+            for n in ast.walk(ast.parse(source))
+            if isinstance(n, ast.Call) and getattr(n.func, "attr", "") == "Conv2d"
+        ][:1]
+        kernel = [k.value for k in call.keywords if k.arg == "kernel_size"][0]
+        assert isinstance(kernel, ast.Constant) and kernel.value == text
 
 
 # ---- the CLI writes what render returns --------------------------------------------------------
@@ -351,3 +367,28 @@ def test_readme_graph_section_shows_the_current_resnet8_source() -> None:
     code = section[section.index("```python\n") + 10 :]
     code = code[: code.index("```")]
     assert code in render_file(ROOT / "specs" / "resnet8.yaml")
+
+
+# ---- the derivation trees: composed per axis, never re-read from text --------------------------
+
+
+def test_derivations_compose_as_trees_per_axis() -> None:
+    from lenetc.layers.conv import conv_axis
+    from lenetc.layers.formula import Axis, compose, fmt, op
+    from lenetc.layers.pool import pool_axis
+
+    _, conv = conv_axis(32, 5, 1, 0, 1)
+    _, pool = pool_axis(28, 2, 2, 0, 1, False)
+    assert (conv.text, pool.text) == ("32 - 5 + 1 = 28", "28 / 2 = 14")
+    assert compose([(conv,), (pool,)]) == "(32 - 5 + 1) / 2 = 14"
+    _, strided = conv_axis(14, 3, 2, 1, 2)
+    assert strided.text == "(14 + 2*1 - 2*(3 - 1) - 1) // 2 + 1 = 6"
+    _, dropped = pool_axis(5, 2, 2, 0, 1, True)
+    assert dropped.text == "ceil(5 / 2) = 3"
+    assert compose([(conv,), "16 x 5 x 5 = 400"]) == "32 - 5 + 1 = 28, then 16 x 5 x 5 = 400"
+    h, w = Axis(op("-", 8, 2), 6), Axis(op("-", 6, 2), 4)
+    assert (
+        compose([(h, w), (Axis(op("/", 6, 2), 3),)])
+        == "h: (8 - 2) / 2 = 3; w: 6 - 2 = 4, then 6 / 2 = 3"
+    )
+    assert fmt(op("-", 9, op("-", 3, 1))) == "9 - (3 - 1)"

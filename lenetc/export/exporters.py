@@ -102,7 +102,7 @@ class ExportReport:
 
 
 def export_all(model: nn.Module, spec: Spec, facts: DataFacts, out: BuildDir) -> ExportReport:
-    """Every export artifact of design.md's build folder, each written atomically."""
+    """Every export artifact of the build folder (README.md), each written atomically."""
     model.eval()
     report = ExportReport(opset=spec.export.opset)
     stages: tuple[tuple[str, Callable[[], object]], ...] = (

@@ -12,7 +12,6 @@ from .base import (
     LayerKind,
     Param,
     ShapeProblem,
-    lit,
     numel,
     options,
     register,
@@ -48,7 +47,7 @@ def _over_axis(a: Mapping[str, Any], inp: LayerInput) -> Inferred:
             key="dim",
         )
     return Inferred(
-        out_shape=inp.shape, flops=3 * numel(inp.shape), args={"dim": lit(dim)}, factors=inp.factors
+        out_shape=inp.shape, flops=3 * numel(inp.shape), args={"dim": dim}, factors=inp.factors
     )
 
 

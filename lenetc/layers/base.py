@@ -1,10 +1,12 @@
 """The layer registry: one LayerKind per spec `type`, holding its keys, its shape rule and its doc.
 
 A kind's shape rule takes the parsed keys and the input shape (batch omitted) and returns an
-Inferred: the output shape, the arithmetic that produced it (as text for `check`), the parameter
-count, the FLOPs and the constructor / call arguments as Python literals for the template fragment
-templates/<target>/layers/<type>.j2. Adding a layer kind means one register() call, one fragment
-and one test row; nothing else in lenetc branches on a kind. No torch import here.
+Inferred: the output shape, the arithmetic that produced it (as text for `check`, and for a window
+as one tree per axis, formula.py), the parameter count, the FLOPs and the constructor / call
+arguments as typed values (ints, floats, bools, strings, pairs, a `Product`), which each target
+formats its own way in templates/<target>/layers/<type>.j2. Adding a layer kind means one
+register() call, one fragment and one test row; nothing else in lenetc branches on a kind. No
+torch import here.
 """
 
 from __future__ import annotations
@@ -14,8 +16,25 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..spec.fields import REQUIRED, Parser
+from .formula import Axis
 
 Shape = tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class Product:
+    """A size as the product it came from: a linear layer's features after a flatten, 16 * 5 * 5
+    (reads better than 400 in a hand-written LeNet)."""
+
+    factors: tuple[int, ...]
+
+    @property
+    def value(self) -> int:
+        return numel(self.factors)
+
+
+# What a rule hands a target as an argument: typed, never source text.
+Arg = int | float | bool | str | tuple[int, int] | Product
 
 
 class ShapeProblem(Exception):
@@ -51,10 +70,13 @@ class Inferred:
     formula: str = ""
     params: int = 0
     flops: int = 0
-    # Python literals for the template fragment: every argument by name, and the keyword
-    # arguments that differ from torch's defaults (the ones a person would write out).
-    args: Mapping[str, str] = field(default_factory=dict)
-    options: tuple[tuple[str, str], ...] = ()
+    # For a window (conv2d, pooling): how each axis came about, one tree per axis (one when
+    # height and width read alike); empty when `formula` is prose.
+    axes: tuple[Axis, ...] = ()
+    # Typed values for the template fragment: every argument by name, and the keyword arguments
+    # that differ from torch's defaults (the ones a person would write out).
+    args: Mapping[str, Arg] = field(default_factory=dict)
+    options: tuple[tuple[str, Arg], ...] = ()
     factors: Shape | None = None  # set by flatten, read by linear for `16 * 5 * 5`
     # The float tensors its state_dict holds, in order, by name, in torch's shape (a target that
     # stores weights sizes its arrays from these, without torch).
@@ -105,30 +127,13 @@ def register(kind: LayerKind) -> LayerKind:
 # ---- helpers shared by the rules -------------------------------------------------------------
 
 
-def lit(value: Any) -> str:
-    """A Python literal for generated source: (5, 5) -> 5, (2, 3) -> (2, 3), 'same' -> 'same'."""
-    if isinstance(value, tuple):
-        if len(value) == 2 and value[0] == value[1]:
-            return lit(value[0])
-        return "(" + ", ".join(lit(v) for v in value) + ")"
-    if isinstance(value, bool):
-        return "True" if value else "False"
-    if isinstance(value, int):
-        return str(value)
-    if isinstance(value, float):
-        return repr(value)
-    if isinstance(value, str):
-        return repr(value)
-    raise TypeError(f"no literal for {value!r}")
-
-
-def options(params: Mapping[str, Any], defaults: Mapping[str, Any]) -> tuple[tuple[str, str], ...]:
+def options(params: Mapping[str, Any], defaults: Mapping[str, Any]) -> tuple[tuple[str, Arg], ...]:
     """The keyword arguments whose value differs from torch's default, in the given order."""
     out = []
     for key, default in defaults.items():
         value = params[key]
         if _norm(value) != _norm(default):
-            out.append((key, lit(value)))
+            out.append((key, value))
     return tuple(out)
 
 
@@ -163,7 +168,3 @@ def need_rank(inp: LayerInput, rank: int, what: str, hint: str) -> None:
             f"{what} takes a {rank}-D input {expected}, but its input is {fmt_shape(inp.shape)}",
             hint=hint,
         )
-
-
-def per_axis(texts: tuple[str, str], same: bool) -> str:
-    return texts[0] if same else f"h: {texts[0]}; w: {texts[1]}"

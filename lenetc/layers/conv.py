@@ -17,13 +17,12 @@ from .base import (
     ShapeProblem,
     fmt_pair,
     fmt_shape,
-    lit,
     need_rank,
     numel,
     options,
-    per_axis,
     register,
 )
+from .formula import Axis, Expr, axes_text, num, op
 
 _size = pair(integer(1, 4096, "a positive integer"))
 _stride = pair(integer(1, 4096, "a positive integer"))
@@ -39,24 +38,21 @@ def padding(value: Any) -> tuple[int, int] | str:
     return _pad_int(value)
 
 
-def window_terms(n: int, k: int, p: int, d: int) -> tuple[int, str]:
-    """The numerator in + 2p - d(k-1) - 1 and how it reads: '32 - 5', '14 + 2*1 - 3'."""
+def window_terms(n: int, k: int, p: int, d: int) -> tuple[int, Expr]:
+    """The numerator in + 2p - d(k-1) - 1 and its tree, read as '32 - 5', '14 + 2*1 - 3'."""
     value = n + 2 * p - d * (k - 1) - 1
-    text = str(n)
-    if p:
-        text += f" + 2*{p}"
-    text += f" - {k}" if d == 1 else f" - {d}*({k} - 1) - 1"
-    return value, text
+    tree = op("+", n, op("*", 2, p)) if p else num(n)
+    tree = op("-", tree, k) if d == 1 else op("-", op("-", tree, op("*", d, op("-", k, 1))), 1)
+    return value, tree
 
 
-def conv_axis(n: int, k: int, s: int, p: int, d: int) -> tuple[int, str]:
-    """One axis of a convolution: (output size, the arithmetic as text)."""
-    num, text = window_terms(n, k, p, d)
-    out = num // s + 1
+def conv_axis(n: int, k: int, s: int, p: int, d: int) -> tuple[int, Axis]:
+    """One axis of a convolution: (output size, its derivation)."""
+    num_, terms = window_terms(n, k, p, d)
+    out = num_ // s + 1
     if s == 1:
-        return out, f"{text} + 1 = {out}"
-    op = "/" if num % s == 0 else "//"
-    return out, f"({text}) {op} {s} + 1 = {out}"
+        return out, Axis(op("+", terms, 1), out)
+    return out, Axis(op("+", op("/" if num_ % s == 0 else "//", terms, s), 1), out)
 
 
 def _conv2d(a: Mapping[str, Any], inp: LayerInput) -> Inferred:
@@ -92,6 +88,7 @@ def _conv2d(a: Mapping[str, Any], inp: LayerInput) -> Inferred:
                 key="padding",
             )
         oh, ow = h, w
+        axes = ()
         formula = f"'same' padding keeps {h} x {w}"
     else:
         ph, pw = (0, 0) if pad == "valid" else pad
@@ -108,7 +105,8 @@ def _conv2d(a: Mapping[str, Any], inp: LayerInput) -> Inferred:
                 )
         (oh, th), (ow, tw) = conv_axis(h, kh, sh, ph, dh), conv_axis(w, kw, sw, pw, dw)
         square = h == w and (kh, sh, ph, dh) == (kw, sw, pw, dw)
-        formula = per_axis((th, tw), same=square)
+        axes = (th,) if square else (th, tw)
+        formula = axes_text(axes)
     out = (cout, oh, ow)
     per_out = (c // groups) * kh * kw
     params = cout * per_out + (cout if a["bias"] else 0)
@@ -117,9 +115,10 @@ def _conv2d(a: Mapping[str, Any], inp: LayerInput) -> Inferred:
     return Inferred(
         out_shape=out,
         formula=formula,
+        axes=axes,
         params=params,
         flops=flops,
-        args={"in_channels": lit(c), "out_channels": lit(cout), "kernel_size": lit((kh, kw))},
+        args={"in_channels": c, "out_channels": cout, "kernel_size": (kh, kw)},
         tensors=(("weight", (cout, c // groups, kh, kw)),)
         + ((("bias", (cout,)),) if a["bias"] else ()),
         options=options(

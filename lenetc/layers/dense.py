@@ -11,9 +11,9 @@ from .base import (
     LayerInput,
     LayerKind,
     Param,
+    Product,
     ShapeProblem,
     fmt_shape,
-    lit,
     need_rank,
     numel,
     options,
@@ -47,14 +47,14 @@ def _linear(a: Mapping[str, Any], inp: LayerInput) -> Inferred:
         )
     out = a["out_features"]
     # `16 * 5 * 5` reads better than 400 where a flatten made the features (a hand-written LeNet)
-    in_lit = " * ".join(str(d) for d in inp.factors) if inp.factors else lit(n)
+    in_features = Product(inp.factors) if inp.factors else n
     bias = a["bias"]
     return Inferred(
         out_shape=(out,),
         formula=f"{n} -> {out}",
         params=n * out + (out if bias else 0),
         flops=out * (2 * n + (1 if bias else 0)),
-        args={"in_features": in_lit, "out_features": lit(out)},
+        args={"in_features": in_features, "out_features": out},
         tensors=(("weight", (out, n)),) + ((("bias", (out,)),) if bias else ()),
         options=options(a, {"bias": True}),
     )
@@ -86,7 +86,7 @@ def _batch_norm2d(a: Mapping[str, Any], inp: LayerInput) -> Inferred:
         formula=f"normalizes {c} channels",
         params=2 * c if a["affine"] else 0,
         flops=2 * numel(inp.shape),
-        args={"num_features": lit(c)},
+        args={"num_features": c},
         tensors=_norm_tensors(c, a["affine"]),
         options=options(a, {"eps": 1e-5, "momentum": 0.1, "affine": True}),
     )
@@ -111,7 +111,7 @@ def _batch_norm1d(a: Mapping[str, Any], inp: LayerInput) -> Inferred:
         formula=f"normalizes {n} features",
         params=2 * n if a["affine"] else 0,
         flops=2 * n,
-        args={"num_features": lit(n)},
+        args={"num_features": n},
         tensors=_norm_tensors(n, a["affine"]),
         options=options(a, {"eps": 1e-5, "momentum": 0.1, "affine": True}),
         factors=inp.factors,  # between flatten and linear it keeps `16 * 5 * 5`
@@ -122,7 +122,7 @@ def _dropout(a: Mapping[str, Any], inp: LayerInput) -> Inferred:
     return Inferred(
         out_shape=inp.shape,
         formula=f"p = {a['p']:g} while training; identity in eval",
-        args={"p": lit(a["p"])},
+        args={"p": a["p"]},
         factors=inp.factors,  # a dropout between flatten and linear keeps `16 * 5 * 5`
     )
 

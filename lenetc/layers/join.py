@@ -18,7 +18,6 @@ from .base import (
     Param,
     ShapeProblem,
     fmt_shape,
-    lit,
     numel,
     register,
 )
@@ -101,7 +100,7 @@ def _cat(a: Mapping[str, Any], inputs: tuple[LayerInput, ...]) -> Inferred:
     return Inferred(
         out_shape=out,
         formula=" + ".join(str(i.shape[axis]) for i in inputs) + f" = {total} {name}",
-        args={"dim": lit(dim)},
+        args={"dim": dim},
     )
 
 

@@ -17,37 +17,35 @@ from .base import (
     Param,
     ShapeProblem,
     fmt_pair,
-    lit,
     need_rank,
     numel,
     options,
-    per_axis,
     register,
 )
 from .conv import window_terms
+from .formula import Axis, axes_text, op
 
 _size = pair(integer(1, 4096, "a positive integer"))
 _pad = pair(integer(0, 4096, "a non-negative integer"), "a non-negative integer")
 
 
-def pool_axis(n: int, k: int, s: int, p: int, d: int, ceil: bool) -> tuple[int, str]:
-    """One axis of a pooling window: (output size, the arithmetic as text)."""
-    num, text = window_terms(n, k, p, d)
+def pool_axis(n: int, k: int, s: int, p: int, d: int, ceil: bool) -> tuple[int, Axis]:
+    """One axis of a pooling window: (output size, its derivation)."""
+    num_, terms = window_terms(n, k, p, d)
     if ceil:
-        out = -(-num // s) + 1
+        out = -(-num_ // s) + 1
+        tree = op("+", op("ceil", op("/", terms, s)), 1)
         if (out - 1) * s >= n + p:  # torch: the last window must start inside input + left pad
-            return out - 1, (
-                f"ceil(({text}) / {s}) + 1 = {out}, less the window that would start past the "
-                f"input = {out - 1}"
-            )
+            note = f", less the window that would start past the input = {out - 1}"
+            return out - 1, Axis(tree, out, note)
         if k == s and p == 0 and d == 1:
-            return out, f"ceil({n} / {k}) = {out}"
-        return out, f"ceil(({text}) / {s}) + 1 = {out}"
-    out = num // s + 1
+            return out, Axis(op("ceil", op("/", n, k)), out)
+        return out, Axis(tree, out)
+    out = num_ // s + 1
     if k == s and p == 0 and d == 1:  # the classic non-overlapping pool: a plain division
-        return out, f"{n} / {k} = {out}" if n % k == 0 else f"floor({n} / {k}) = {out}"
-    op = "/" if num % s == 0 else "//"
-    return out, f"({text}) {op} {s} + 1 = {out}"
+        plain = op("/", n, k)
+        return out, Axis(plain if n % k == 0 else op("floor", plain), out)
+    return out, Axis(op("+", op("/" if num_ % s == 0 else "//", terms, s), 1), out)
 
 
 def _window(
@@ -79,11 +77,13 @@ def _window(
     square = h == w and (kh, sh, ph, dh) == (kw, sw, pw, dw)
     out = (c, oh, ow)
     resolved = dict(a, stride=(sh, sw))
+    axes = (th,) if square else (th, tw)
     return Inferred(
         out_shape=out,
-        formula=per_axis((th, tw), square),
+        formula=axes_text(axes),
+        axes=axes,
         flops=numel(out) * kh * kw,
-        args={"kernel_size": lit((kh, kw))},
+        args={"kernel_size": (kh, kw)},
         options=options(resolved, {"stride": (kh, kw), "padding": 0})
         + (options({"dilation": dilation}, {"dilation": 1}) if what == "max_pool2d" else ())
         + options(a, {"ceil_mode": False})
@@ -107,7 +107,7 @@ def _adaptive_avg_pool2d(a: Mapping[str, Any], inp: LayerInput) -> Inferred:
         out_shape=(c, oh, ow),
         formula=f"{h} x {w} -> {oh} x {ow} (adaptive)",
         flops=numel(inp.shape),
-        args={"output_size": lit((oh, ow))},
+        args={"output_size": (oh, ow)},
     )
 
 

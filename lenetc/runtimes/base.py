@@ -15,6 +15,7 @@ from collections.abc import Callable
 import numpy as np
 import torch
 
+from .. import errors
 from ..artifacts import BuildDir
 from ..spec.load import Spec
 
@@ -82,5 +83,5 @@ class Runtime(abc.ABC):
 
 
 def first_line(exc: BaseException) -> str:
-    lines = str(exc).strip().splitlines()
-    return f"{type(exc).__name__}: {lines[0]}" if lines else type(exc).__name__
+    """A runtime's exception as one line, after its type (`RuntimeError: ...`)."""
+    return errors.first_line(exc, typed=True)

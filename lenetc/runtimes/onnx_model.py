@@ -1,14 +1,15 @@
 """Runtimes (ONNX): what ONNX Runtime and the ONNX reference evaluator share.
 
 Loads model.onnx once, knows its input name and whether its batch axis is static, offers its
-initializers as parameters and a copy of the graph whose outputs are every node's outputs.
+initializers as parameters, and observes every node's outputs: `observe` builds a copy of the
+graph whose outputs are all of them and asks the adapter's `run_observable` to run it.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from .base import Runtime, RuntimeProblem, first_line
+from .base import Observed, Runtime, RuntimeProblem, first_line
 
 
 class OnnxModelRuntime(Runtime):
@@ -44,3 +45,13 @@ class OnnxModelRuntime(Runtime):
             if name not in present:
                 model.graph.output.append(typed.get(name) or onnx.ValueInfoProto(name=name))
         return model, labels
+
+    def observe(self, x: np.ndarray) -> Observed:
+        """Every node's outputs, in node order, as far as the runtime gives them back."""
+        model, labels = self.observable()
+        values = self.run_observable(model, x)
+        return [(name, values[name]) for name in labels if name in values]
+
+    def run_observable(self, model, x: np.ndarray) -> dict[str, np.ndarray]:
+        """The outputs of `model` (observable()'s copy) on x, by name: each adapter's own way."""
+        raise NotImplementedError

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .base import Observed, RuntimeProblem, first_line
+from .base import RuntimeProblem, first_line
 from .onnx_model import OnnxModelRuntime
 from .registry import RuntimeKind, register
 
@@ -26,10 +26,10 @@ class OnnxReference(OnnxModelRuntime):
     def run(self, x: np.ndarray) -> list[np.ndarray]:
         return list(self.evaluator.run(None, {self.input_name: x}))
 
-    def observe(self, x: np.ndarray) -> Observed:
+    def run_observable(self, model, x: np.ndarray) -> dict[str, np.ndarray]:
+        # the evaluator keeps every intermediate itself: the observable copy is not needed
         values = self.evaluator.run(None, {self.input_name: x}, intermediate=True)
-        labels = [o for node in self.model.graph.node for o in node.output if o]
-        return [(name, np.asarray(values[name])) for name in labels if name in values]
+        return {name: np.asarray(value) for name, value in values.items()}
 
 
 register(RuntimeKind("onnx.reference", 50, lambda t: [OnnxReference(t.out, t.spec)]))

@@ -14,7 +14,7 @@ import numpy as np
 
 from ..artifacts import BuildDir
 from ..spec.load import Spec
-from .base import Observed, RuntimeProblem, SilentFallback, first_line
+from .base import RuntimeProblem, SilentFallback, first_line
 from .cuda import CUDA_PROVIDER_OPTIONS, cuda_device_problem
 from .onnx_model import OnnxModelRuntime
 from .registry import RuntimeKind, register
@@ -75,12 +75,10 @@ class OnnxRuntime(OnnxModelRuntime):
     def run(self, x: np.ndarray) -> list[np.ndarray]:
         return self.session.run(None, {self.input_name: x})
 
-    def observe(self, x: np.ndarray) -> Observed:
-        model, labels = self.observable()
+    def run_observable(self, model, x: np.ndarray) -> dict[str, np.ndarray]:
         session = self._session(model.SerializeToString())
         names = [o.name for o in session.get_outputs()]
-        values = dict(zip(names, session.run(None, {self.input_name: x})))
-        return [(name, values[name]) for name in labels if name in values]
+        return dict(zip(names, session.run(None, {self.input_name: x})))
 
 
 register(

@@ -13,7 +13,7 @@ import numpy as np
 
 from ..artifacts import BuildDir
 from ..spec.load import Spec
-from .base import Observed, RuntimeProblem, first_line
+from .base import RuntimeProblem, first_line
 from .onnx_model import OnnxModelRuntime
 from .registry import RuntimeKind, register
 
@@ -60,12 +60,10 @@ class OpenVino(OnnxModelRuntime):
         result = self.compiled(x)
         return [np.asarray(result[o]) for o in self.compiled.outputs]
 
-    def observe(self, x: np.ndarray) -> Observed:
-        model, labels = self.observable()
+    def run_observable(self, model, x: np.ndarray) -> dict[str, np.ndarray]:
         compiled = self._compile(model.SerializeToString())
         result = compiled(x)
-        values = {o.get_any_name(): np.asarray(result[o]) for o in compiled.outputs}
-        return [(name, values[name]) for name in labels if name in values]
+        return {o.get_any_name(): np.asarray(result[o]) for o in compiled.outputs}
 
 
 register(

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .base import Observed, RuntimeProblem, first_line
+from .base import RuntimeProblem, first_line
 from .onnx_model import OnnxModelRuntime
 from .registry import RuntimeKind, register
 
@@ -35,15 +35,13 @@ class Tract(OnnxModelRuntime):
     def run(self, x: np.ndarray) -> list[np.ndarray]:
         return [t.to_numpy() for t in self.plan.run([x])]
 
-    def observe(self, x: np.ndarray) -> Observed:
-        model, labels = self.observable()
+    def run_observable(self, model, x: np.ndarray) -> dict[str, np.ndarray]:
         with tempfile.TemporaryDirectory(prefix="lenetc-tract-") as tmp:
             path = Path(tmp) / "observable.onnx"
             path.write_bytes(model.SerializeToString())
             plan = _runnable(path)
         names = [o.name for o in model.graph.output]
-        values = dict(zip(names, (t.to_numpy() for t in plan.run([x]))))
-        return [(name, values[name]) for name in labels if name in values]
+        return dict(zip(names, (t.to_numpy() for t in plan.run([x]))))
 
 
 def _runnable(path: Path):

@@ -32,7 +32,8 @@ def templates_dir() -> Path:
 @cache
 def environment(autoescape: bool = False) -> jinja2.Environment:
     """The templates/ environment. Source targets leave values as they are (Python and C, not
-    HTML; every value was checked by values.literal); HTML and SVG pages escape every one."""
+    HTML; every value was typed by its rule and written by its target); HTML and SVG pages escape
+    every one."""
     return jinja2.Environment(
         loader=jinja2.FileSystemLoader(str(templates_dir())),
         undefined=jinja2.StrictUndefined,

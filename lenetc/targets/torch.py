@@ -20,8 +20,8 @@ from ..check.shapes import ShapeTrace
 from ..layers import REGISTRY
 from ..spec.load import INPUT
 from .templates import environment, fragment, starts_line
-from .values import LayerView, identifier
-from .walk import batched, derivation_comment, layer_views
+from .values import LayerView, identifier, layer_views
+from .walk import batched, derivation_comment
 
 LINE_LENGTH = 88  # ruff format's default: a longer line would be reflowed by a formatter
 INDENT = 8  # statements in a method body

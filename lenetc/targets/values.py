@@ -1,18 +1,22 @@
-"""Targets (values): what a template may see of a layer, re-checked on the way in.
+"""Targets (values): a layer's typed arguments -> Python literals, for the torch target.
 
-Every value arrives precomputed from the trace as a Python literal; here it is re-read with `ast`
-and written back in one canonical form (double quotes, as ruff format writes them), so a value
-that is not a literal cannot reach a generated file. Identifiers were validated in spec/load.py
-and are checked again here. Target-neutral: no layout, no torch import.
+The registry hands over typed values (ints, floats, bools, strings, (h, w) pairs, a `Product`),
+never source text; this module writes each one as the Python literal a person would (a square
+pair as one number, strings in double quotes as ruff format writes them, `16 * 5 * 5` without
+factors of 1) and refuses any other type, so no value can carry code. Identifiers were validated
+in spec/load.py and are checked again here. The torch target parses the whole file with `ast` at
+the end. No torch import.
 """
 
 from __future__ import annotations
 
-import ast
+import math
 import re
 from dataclasses import dataclass
 
+from ..check.shapes import ShapeTrace
 from ..layers import Inferred
+from ..layers.base import Product
 
 _IDENTIFIER = re.compile(r"[A-Za-z][A-Za-z0-9_]{0,63}\Z")
 
@@ -29,9 +33,14 @@ class LayerView:
 def view(name: str, out: Inferred) -> LayerView:
     return LayerView(
         identifier(name),
-        {k: literal(v) for k, v in out.args.items()},
-        tuple((identifier(k), literal(v)) for k, v in out.options),
+        {k: python(v) for k, v in out.args.items()},
+        tuple((identifier(k), python(v)) for k, v in out.options),
     )
+
+
+def layer_views(trace: ShapeTrace) -> list[LayerView]:
+    """One view per traced node, in trace order."""
+    return [view(t.node.name, t.out) for t in trace.nodes]
 
 
 def identifier(name: str) -> str:
@@ -40,44 +49,25 @@ def identifier(name: str) -> str:
     return name
 
 
-def literal(text: str) -> str:
-    """A shape rule's literal, checked and in canonical form: 'same' -> "same", (2, 3) -> (2, 3).
-
-    Accepts constants, tuples of them, negative numbers and products of integers (`16 * 5 * 5`);
-    anything else (a name, a call, an attribute) is refused, so no value can carry code.
-    """
-    try:
-        node = ast.parse(text.strip(), mode="eval").body
-    except SyntaxError:
-        raise ValueError(f"refusing to render {text!r}: not a Python literal") from None
-    return _emit(node, text)
-
-
-def _emit(node: ast.AST, text: str) -> str:
-    if isinstance(node, ast.Constant) and isinstance(node.value, str):
-        return _string(node.value)
-    if isinstance(node, ast.Constant) and isinstance(node.value, (bool, int, float, type(None))):
-        return repr(node.value)
-    if isinstance(node, ast.Tuple):
-        items = [_emit(e, text) for e in node.elts]
-        return "(" + ", ".join(items) + ("," if len(items) == 1 else "") + ")"
-    if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.USub):
-        if isinstance(node.operand, ast.Constant) and type(node.operand.value) in (int, float):
-            return "-" + repr(node.operand.value)
-    if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Mult):
-        factors = _factors(node)
-        if factors:
-            return " * ".join(str(f) for f in factors)
-    raise ValueError(f"refusing to render {text!r}: not a Python literal")
-
-
-def _factors(node: ast.AST) -> list[int] | None:
-    if isinstance(node, ast.Constant) and type(node.value) is int:
-        return [node.value]
-    if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Mult):
-        left, right = _factors(node.left), _factors(node.right)
-        return left + right if left is not None and right is not None else None
-    return None
+def python(value: object) -> str:
+    """A typed argument as a Python literal: (5, 5) -> 5, (2, 3) -> (2, 3), 'same' -> "same",
+    Product((64, 1, 1)) -> 64, Product((16, 5, 5)) -> 16 * 5 * 5."""
+    if isinstance(value, bool):
+        return "True" if value else "False"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float) and math.isfinite(value):
+        return repr(value)
+    if isinstance(value, str):
+        return _string(value)
+    if isinstance(value, Product):
+        factors = [f for f in value.factors if f != 1] or [1]
+        return " * ".join(str(f) for f in factors)
+    if isinstance(value, tuple) and value and all(type(v) is int for v in value):
+        if len(value) == 2 and value[0] == value[1]:
+            return str(value[0])
+        return "(" + ", ".join(str(v) for v in value) + ("," if len(value) == 1 else "") + ")"
+    raise ValueError(f"refusing to render {value!r}: not a literal a layer argument can take")
 
 
 def _string(value: str) -> str:

@@ -97,7 +97,7 @@ def session(ranks: Ranks | None, device) -> Iterator[None]:
         )
     except Exception as exc:
         raise RuntimeFailure(
-            f"rank {ranks.rank}: cannot join the job ({_first_line(exc)})"
+            f"rank {ranks.rank}: cannot join the job ({_library_message(exc)})"
         ) from None
     _active.update(device=device, ranks=ranks)
     try:
@@ -126,7 +126,7 @@ def _peer_failures(ranks: Ranks) -> Iterator[None]:
             if os.environ.get("LENETC_RESUME_COMMAND"):  # lenetc's launcher names the rank
                 raise SystemExit(1) from None  # that failed first; this one only lost it
             raise RuntimeFailure(
-                f"rank {ranks.rank}: another rank stopped answering ({_first_line(exc)}); "
+                f"rank {ranks.rank}: another rank stopped answering ({_library_message(exc)}); "
                 "the job stops"
             ) from None
         raise
@@ -136,8 +136,9 @@ def _exit_on_sigterm(signum, frame) -> None:
     raise SystemExit(128 + signal.SIGTERM)
 
 
-def _first_line(exc: BaseException) -> str:
-    """The library's message without its source location and its boilerplate advice."""
+def _library_message(exc: BaseException) -> str:
+    """The collective library's message without its source location and boilerplate advice:
+    its first line, at most 300 characters (more than errors.first_line, which keeps both)."""
     text = re.sub(r"\[[^\]]*\.(cc|cpp|h):\d+\]\s*", "", str(exc)).strip()
     text = text.split(". This is typically")[0]
     return text.splitlines()[0][:300] if text else type(exc).__name__

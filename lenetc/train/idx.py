@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import RuntimeFailure
+from ..errors import RuntimeFailure, cannot_read
 
 # type code -> numpy dtype, all big-endian as the format requires
 DTYPES = {
@@ -57,12 +57,8 @@ def map_idx(path: Path, what: str = "file"):
         with open(path, "rb") as handle:
             head = handle.read(4 + 4 * 255)
             size = os.fstat(handle.fileno()).st_size
-    except FileNotFoundError:
-        raise RuntimeFailure(f"{what} {path}: no such file") from None
-    except IsADirectoryError:
-        raise RuntimeFailure(f"{what} {path}: is a folder, not a file") from None
     except OSError as exc:
-        raise RuntimeFailure(f"{what} {path}: cannot read ({exc.strerror or exc})") from None
+        raise cannot_read(exc, path, what) from None
     if head[:2] == _GZIP_MAGIC:
         return read_idx(path, what)
     dtype, shape, header = _header(head, size, path, what)
@@ -105,9 +101,5 @@ def write_idx(path: Path, array: np.ndarray, compress: bool = False) -> None:
 def _read_bytes(path: Path, what: str) -> bytes:
     try:
         return Path(path).read_bytes()
-    except FileNotFoundError:
-        raise RuntimeFailure(f"{what} {path}: no such file") from None
-    except IsADirectoryError:
-        raise RuntimeFailure(f"{what} {path}: is a folder, not a file") from None
     except OSError as exc:
-        raise RuntimeFailure(f"{what} {path}: cannot read ({exc.strerror or exc})") from None
+        raise cannot_read(exc, path, what) from None

@@ -56,12 +56,26 @@ class TrainResult:
 
 
 class TrainingInterrupted(KeyboardInterrupt):
-    """Training stopped on request after checkpointing; str() says where, and how to resume."""
+    """Training stopped on request after checkpointing; str() says where, and how to resume.
+    `resume_command` and `quiet` (a rank other than 0: it stops without a word) are known to
+    whoever holds the command line, which raises `for_command(...)`."""
 
-    def __init__(self, epoch: int, step: int, checkpoint: Path | None) -> None:
+    def __init__(
+        self,
+        epoch: int,
+        step: int,
+        checkpoint: Path | None,
+        resume_command: str | None = None,
+        quiet: bool = False,
+    ) -> None:
         super().__init__()
         self.epoch, self.step, self.checkpoint = epoch, step, checkpoint
-        self.resume_command: str | None = None  # filled in by whoever knows the command line
+        self.resume_command = resume_command
+        self.quiet = quiet
+
+    def for_command(self, resume_command: str, quiet: bool) -> TrainingInterrupted:
+        """The same stop, knowing how to resume it and whether this process reports it."""
+        return TrainingInterrupted(self.epoch, self.step, self.checkpoint, resume_command, quiet)
 
     def __str__(self) -> str:
         where = f"epoch {self.epoch}, batch {self.step}" if self.step else f"epoch {self.epoch - 1}"
@@ -80,7 +94,7 @@ class TrainingDiverged(RuntimeFailure):
             f"training diverged: the loss is {loss} at epoch {epoch}, {where} (lr {lr:.3g}); "
             f"{keep}; lower the learning rate (--lr), or check the data for extreme values"
         )
-        self.epoch = epoch
+        self.epoch, self.where, self.loss, self.lr, self.kept = epoch, where, loss, lr, kept
 
 
 def _never() -> bool:
@@ -235,9 +249,60 @@ def fit(model: nn.Module, data: Dataset, cfg: TrainConfig, io: TrainIO = TrainIO
         return _fit(model, data, cfg, io)
 
 
+@dataclass(frozen=True)
+class _Run:
+    """What one training run holds fixed while `_Loop` changes: the model (and `trainee`, the
+    same model wrapped for DDP under torchrun), the optimizer and schedule, the batch order's
+    generator, the data, the settings, and the identity a checkpoint must match."""
+
+    model: nn.Module
+    trainee: nn.Module
+    optimizer: torch.optim.Optimizer
+    scheduler: Any
+    generator: torch.Generator
+    data: Dataset
+    cfg: TrainConfig
+    io: TrainIO
+    stamp: str
+    parts: dict[str, str]
+    kept: list[Path]  # the checkpoint this run saved or resumed from, once there is one
+
+    @property
+    def device(self) -> torch.device:
+        return torch.device(self.io.device)
+
+    @property
+    def ranks(self) -> Ranks | None:
+        return self.io.ranks
+
+    @property
+    def main(self) -> bool:
+        return self.ranks is None or self.ranks.main
+
+    @property
+    def objects(self) -> dict[str, Any]:
+        """What a checkpoint holds besides the loop's counters."""
+        return dict(
+            model=self.model,
+            optimizer=self.optimizer,
+            scheduler=self.scheduler,
+            generator=self.generator,
+        )
+
+
 def _fit(model: nn.Module, data: Dataset, cfg: TrainConfig, io: TrainIO) -> TrainResult:
+    run, loop = _start(model, data, cfg, io)
+    while loop.epoch < cfg.epochs and not loop.stopped_early:
+        _epoch(run, loop)
+        if _stop_requested(run) and loop.epoch < cfg.epochs and not loop.stopped_early:
+            distributed.barrier()
+            raise TrainingInterrupted(loop.epoch + 1, 0, io.checkpoint)
+    return _finish(run, loop)
+
+
+def _start(model: nn.Module, data: Dataset, cfg: TrainConfig, io: TrainIO) -> tuple[_Run, _Loop]:
+    """The run's fixed parts and its loop, fresh or resumed from io.checkpoint."""
     device, ranks = torch.device(io.device), io.ranks
-    main = ranks is None or ranks.main
     model.to(device)
     generator = torch.Generator().manual_seed(cfg.seed)
     optimizer = make_optimizer(model, cfg)
@@ -248,133 +313,172 @@ def _fit(model: nn.Module, data: Dataset, cfg: TrainConfig, io: TrainIO) -> Trai
         parts["world size"] = str(ranks.world)  # the order of samples depends on it
     stamp = fingerprint(parts)
     loop = _Loop()
-    kept: list[Path] = []  # the checkpoint this run saved or resumed from, once there is one
+    kept: list[Path] = []
     if io.resume:
         resumed = _resume(io, stamp, parts, objects, ranks, device)
         if resumed is not None:
             loop = resumed
             kept.append(io.checkpoint)
+    trainee = distributed.wrap(model, ranks)  # after a resume: DDP starts from rank 0's weights
+    run = _Run(model, trainee, optimizer, scheduler, generator, data, cfg, io, stamp, parts, kept)
+    return run, loop
 
-    def save() -> None:
-        """Every rank hands in its RNG states; rank 0 alone writes the file."""
-        loop.rank_rng = distributed.gather(_rng_states(device))
-        if io.checkpoint is not None and main:
-            save_checkpoint(
-                io.checkpoint, fingerprint=stamp, identity=parts, loop=loop.state(), **objects
+
+def _epoch(run: _Run, loop: _Loop) -> None:
+    """One epoch from where `loop` stands: its batches, validation, the schedule's step, the
+    metrics line, a checkpoint and the log line. Raises TrainingInterrupted (a stop between
+    batches) or TrainingDiverged."""
+    cfg, io, ranks, device = run.cfg, run.io, run.ranks, run.device
+    epoch = loop.epoch + 1
+    batches = _batches(run, loop)
+    stream = loader(
+        run.data.x_train,
+        run.data.y_train,
+        batches[loop.step :],
+        workers=cfg.workers,
+        pin=device.type == "cuda",
+    )
+    run.trainee.train()
+    lr = run.optimizer.param_groups[0]["lr"]
+    bar = tqdm(
+        total=len(batches),
+        initial=loop.step,
+        desc=f"epoch {epoch}/{cfg.epochs}",
+        unit="batch",
+        leave=False,
+        file=sys.stderr,
+        disable=not io.progress,
+    )
+    t0 = time.perf_counter()
+    for b, (xb, yb) in enumerate(stream, start=loop.step):
+        loss = _step(run, loop, xb, yb)
+        if loss is not None:
+            bar.close()
+            where = f"batch {b + 1} of {len(batches)}"
+            raise _diverged(run, epoch, where, loss, lr)
+        loop.step = b + 1
+        bar.update(1)
+        if io.progress:
+            bar.set_postfix(
+                loss=f"{loop.loss_sum / loop.seen:.4f}",
+                acc=f"{loop.correct / loop.seen:.2%}",
+                refresh=False,
             )
-        if io.checkpoint is not None:
-            kept[:] = [io.checkpoint]
+        if _stop_requested(run) and loop.step < len(batches):
+            bar.close()
+            raise _interrupt(run, loop, epoch, time.perf_counter() - t0)
+    bar.close()
+    loss_sum, correct, seen = _pooled(loop, ranks)
+    val_loss, val_acc = evaluate(
+        run.model, run.data.x_val, run.data.y_val, cfg.loss, device=device, ranks=ranks
+    )
+    if len(run.data.x_val) and not math.isfinite(val_loss):  # pooled: the same on every rank
+        raise _diverged(run, epoch, "on the validation split", val_loss, lr)
+    if run.scheduler is not None:
+        run.scheduler.step()
+    seconds = loop.epoch_seconds + time.perf_counter() - t0
+    record = {
+        "epoch": epoch,
+        "train_loss": loss_sum / seen,
+        "train_accuracy": correct / seen,
+        "val_loss": _finite(val_loss),
+        "val_accuracy": _finite(val_acc),
+        "lr": lr,
+        "seconds": round(seconds, 3),
+    }
+    loop.metrics.append(record)
+    _early_stopping(loop, run.model, cfg, epoch, val_loss)
+    loop.epoch, loop.step, loop.order = epoch, 0, None
+    loop.loss_sum, loop.correct, loop.seen, loop.epoch_seconds = 0.0, 0, 0, 0.0
+    loop.seconds += seconds
+    if io.metrics is not None and run.main:
+        write_text(io.metrics, "".join(json.dumps(r) + "\n" for r in loop.metrics))
+    _save(run, loop)
+    io.log(
+        f"epoch {epoch:>3}/{cfg.epochs}  train loss {record['train_loss']:.4f}  "
+        f"val loss {val_loss:.4f}  val acc {val_acc:.2%}  lr {lr:.3g}  {seconds:.1f} s"
+    )
 
-    def diverged(epoch: int, where: str, loss: float) -> TrainingDiverged:
-        bar.close()  # an older build's checkpoint.pt is not this run's: only name our own
-        return TrainingDiverged(epoch, where, loss, lr, kept[0] if kept else None)
 
-    def non_finite(value: float) -> bool:
-        """Every rank stops together, or the others would wait for it forever."""
-        bad = not math.isfinite(value)
-        return distributed.any_rank(bad) if ranks is not None else bad
+def _batches(run: _Run, loop: _Loop) -> list:
+    """The epoch's batches of row positions: this process's shuffle (drawn once per epoch and
+    kept in the loop, so a resumed epoch continues it), or DistributedSampler's under torchrun."""
+    n = len(run.data.y_train)
+    ranks = run.ranks
+    per_rank = run.cfg.batch_size // (ranks.world if ranks is not None else 1)
+    if ranks is not None:
+        return distributed.rank_batches(n, ranks, run.cfg.seed, loop.epoch, per_rank)
+    if loop.order is None:  # a fresh epoch, not one resumed mid-way
+        loop.order = torch.randperm(n, generator=run.generator)
+    order = loop.order.numpy()
+    return [order[i : i + per_rank] for i in range(0, n, per_rank)]
 
-    def stop_requested() -> bool:
-        return distributed.any_rank(io.stop()) if ranks is not None else io.stop()
 
-    trainee = distributed.wrap(model, ranks)
-    per_rank = cfg.batch_size // (ranks.world if ranks is not None else 1)
-    n = len(data.y_train)
-    while loop.epoch < cfg.epochs and not loop.stopped_early:
-        epoch = loop.epoch + 1
-        if ranks is None:
-            if loop.order is None:  # a fresh epoch, not one resumed mid-way
-                loop.order = torch.randperm(n, generator=generator)
-            order = loop.order.numpy()
-            batches = [order[i : i + per_rank] for i in range(0, n, per_rank)]
-        else:
-            batches = distributed.rank_batches(n, ranks, cfg.seed, loop.epoch, per_rank)
-        stream = loader(
-            data.x_train,
-            data.y_train,
-            batches[loop.step :],
-            workers=cfg.workers,
-            pin=device.type == "cuda",
+def _step(run: _Run, loop: _Loop, xb: torch.Tensor, yb: torch.Tensor) -> float | None:
+    """One optimizer step on a batch, added to the epoch's sums; the loss instead when it is not
+    a finite number (on any rank), and nothing was changed."""
+    device = run.device
+    xb, yb = xb.to(device, non_blocking=True), yb.to(device, non_blocking=True)
+    run.optimizer.zero_grad(set_to_none=True)
+    out = run.trainee(xb)
+    loss = loss_fn(run.cfg.loss, out, yb)
+    if _non_finite(run, float(loss.detach())):
+        return float(loss.detach())
+    loss.backward()
+    run.optimizer.step()
+    loop.loss_sum += float(loss.detach()) * len(yb)
+    loop.correct += int((out.detach().argmax(1) == yb).sum())
+    loop.seen += len(yb)
+    return None
+
+
+def _interrupt(run: _Run, loop: _Loop, epoch: int, seconds: float) -> TrainingInterrupted:
+    """A stop between batches: the epoch so far checkpointed on every rank, then the exception
+    that says where."""
+    loop.epoch_seconds += seconds
+    loop.loss_sum, loop.correct, loop.seen = _pooled(loop, run.ranks, keep_on_main=True)
+    _save(run, loop)
+    distributed.barrier()  # no rank leaves before the checkpoint is written
+    return TrainingInterrupted(epoch, loop.step, run.io.checkpoint)
+
+
+def _save(run: _Run, loop: _Loop) -> None:
+    """Every rank hands in its RNG states; rank 0 alone writes the file."""
+    loop.rank_rng = distributed.gather(_rng_states(run.device))
+    checkpoint = run.io.checkpoint
+    if checkpoint is not None and run.main:
+        save_checkpoint(
+            checkpoint, fingerprint=run.stamp, identity=run.parts, loop=loop.state(), **run.objects
         )
-        trainee.train()
-        lr = optimizer.param_groups[0]["lr"]
-        bar = tqdm(
-            total=len(batches),
-            initial=loop.step,
-            desc=f"epoch {epoch}/{cfg.epochs}",
-            unit="batch",
-            leave=False,
-            file=sys.stderr,
-            disable=not io.progress,
-        )
-        t0 = time.perf_counter()
-        for b, (xb, yb) in enumerate(stream, start=loop.step):
-            xb, yb = xb.to(device, non_blocking=True), yb.to(device, non_blocking=True)
-            optimizer.zero_grad(set_to_none=True)
-            out = trainee(xb)
-            loss = loss_fn(cfg.loss, out, yb)
-            if non_finite(float(loss.detach())):
-                raise diverged(epoch, f"batch {b + 1} of {len(batches)}", float(loss.detach()))
-            loss.backward()
-            optimizer.step()
-            loop.step = b + 1
-            loop.loss_sum += float(loss.detach()) * len(yb)
-            loop.correct += int((out.detach().argmax(1) == yb).sum())
-            loop.seen += len(yb)
-            bar.update(1)
-            if io.progress:
-                bar.set_postfix(
-                    loss=f"{loop.loss_sum / loop.seen:.4f}",
-                    acc=f"{loop.correct / loop.seen:.2%}",
-                    refresh=False,
-                )
-            if stop_requested() and loop.step < len(batches):
-                bar.close()
-                loop.epoch_seconds += time.perf_counter() - t0
-                loop.loss_sum, loop.correct, loop.seen = _pooled(loop, ranks, keep_on_main=True)
-                save()
-                distributed.barrier()  # no rank leaves before the checkpoint is written
-                raise TrainingInterrupted(epoch, loop.step, io.checkpoint)
-        bar.close()
-        loss_sum, correct, seen = _pooled(loop, ranks)
-        val_loss, val_acc = evaluate(
-            model, data.x_val, data.y_val, cfg.loss, device=device, ranks=ranks
-        )
-        if len(data.x_val) and not math.isfinite(val_loss):  # pooled: the same on every rank
-            raise diverged(epoch, "on the validation split", val_loss)
-        if scheduler is not None:
-            scheduler.step()
-        seconds = loop.epoch_seconds + time.perf_counter() - t0
-        record = {
-            "epoch": epoch,
-            "train_loss": loss_sum / seen,
-            "train_accuracy": correct / seen,
-            "val_loss": _finite(val_loss),
-            "val_accuracy": _finite(val_acc),
-            "lr": lr,
-            "seconds": round(seconds, 3),
-        }
-        loop.metrics.append(record)
-        _early_stopping(loop, model, cfg, epoch, val_loss)
-        loop.epoch, loop.step, loop.order = epoch, 0, None
-        loop.loss_sum, loop.correct, loop.seen, loop.epoch_seconds = 0.0, 0, 0, 0.0
-        loop.seconds += seconds
-        if io.metrics is not None and main:
-            write_text(io.metrics, "".join(json.dumps(r) + "\n" for r in loop.metrics))
-        save()
-        io.log(
-            f"epoch {epoch:>3}/{cfg.epochs}  train loss {record['train_loss']:.4f}  "
-            f"val loss {val_loss:.4f}  val acc {val_acc:.2%}  lr {lr:.3g}  {seconds:.1f} s"
-        )
-        if stop_requested() and loop.epoch < cfg.epochs and not loop.stopped_early:
-            distributed.barrier()
-            raise TrainingInterrupted(loop.epoch + 1, 0, io.checkpoint)
+    if checkpoint is not None:
+        run.kept[:] = [checkpoint]
+
+
+def _diverged(run: _Run, epoch: int, where: str, loss: float, lr: float) -> TrainingDiverged:
+    # an older build's checkpoint.pt is not this run's: only name our own
+    return TrainingDiverged(epoch, where, loss, lr, run.kept[0] if run.kept else None)
+
+
+def _non_finite(run: _Run, value: float) -> bool:
+    """Every rank stops together, or the others would wait for it forever."""
+    bad = not math.isfinite(value)
+    return distributed.any_rank(bad) if run.ranks is not None else bad
+
+
+def _stop_requested(run: _Run) -> bool:
+    return distributed.any_rank(run.io.stop()) if run.ranks is not None else run.io.stop()
+
+
+def _finish(run: _Run, loop: _Loop) -> TrainResult:
+    """Early stopping's best weights back, the test split, and (distributed) proof that every
+    rank holds the same weights."""
+    model, cfg, io, ranks = run.model, run.cfg, run.io, run.ranks
     if cfg.patience is not None and loop.best_state is not None:
         model.load_state_dict(loop.best_state)  # early stopping keeps the best validation epoch
         if loop.stopped_early:
             io.log(f"early stopping after epoch {loop.epoch}: kept epoch {loop.best_epoch}")
     test_loss, test_acc = evaluate(
-        model, data.x_test, data.y_test, cfg.loss, device=device, ranks=ranks
+        model, run.data.x_test, run.data.y_test, cfg.loss, device=run.device, ranks=ranks
     )
     digests: tuple[str, ...] = ()
     if ranks is not None:

@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import RuntimeFailure
+from ..errors import RuntimeFailure, cannot_read
 
 RELEASE_BYTES = 4 << 20
 
@@ -117,12 +117,8 @@ def map_npy(path: Path, what: str) -> Mapped:
                 raise RuntimeFailure(f"{what} {path}: not a .npy file ({exc})") from None
             offset = handle.tell()
             size = os.fstat(handle.fileno()).st_size
-    except FileNotFoundError:
-        raise RuntimeFailure(f"{what} {path}: no such file") from None
-    except IsADirectoryError:
-        raise RuntimeFailure(f"{what} {path}: is a folder, not a file") from None
     except OSError as exc:
-        raise RuntimeFailure(f"{what} {path}: cannot read ({exc.strerror or exc})") from None
+        raise cannot_read(exc, path, what) from None
     if dtype.hasobject or dtype.kind not in "uifb":
         raise RuntimeFailure(
             f"{what} {path}: must hold numbers, found dtype {dtype} "

@@ -1,4 +1,4 @@
-"""Stage 6, verify (divergence): where a failing artifact first departs from the torch module.
+"""Stage 6b, verify (divergence): where a failing artifact first departs from the torch module.
 
 Takes the spec, the float64 reference module, weights.pt, one input on which a runtime failed and
 that runtime's adapter; returns a Divergence naming the first spec layer (name, type, YAML line)

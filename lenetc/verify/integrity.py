@@ -28,7 +28,7 @@ from pathlib import Path, PurePosixPath
 
 from ..artifacts import BuildDir, build_folders_in
 from ..check.shapes import check
-from ..errors import IntegrityFailure, LenetcError, RuntimeFailure
+from ..errors import IntegrityFailure, LenetcError, RuntimeFailure, first_line
 from ..export import onnx_meta
 from ..export.manifest import digest, serialized, sha256
 from ..spec.load import Spec, load_spec
@@ -118,7 +118,7 @@ def read_manifest(out: BuildDir) -> dict:
     try:
         manifest = json.loads(raw.decode("utf-8"))
     except (UnicodeDecodeError, ValueError) as exc:
-        raise IntegrityFailure(f"{path}: not valid JSON ({_first_line(exc)})") from None
+        raise IntegrityFailure(f"{path}: not valid JSON ({first_line(exc)})") from None
     if not _is_manifest(manifest):
         raise IntegrityFailure(f"{path}: not a lenetc manifest (artifacts or digest missing)")
     if manifest["digest"] != digest(manifest):
@@ -169,7 +169,7 @@ def cross_check(out: BuildDir, manifest: dict) -> list[str]:
         spec = load_spec(out.spec)
         check(spec)
     except LenetcError as exc:
-        return [f"{out.spec}: no longer passes lenetc check: {_first_line(exc)}"]
+        return [f"{out.spec}: no longer passes lenetc check: {first_line(exc)}"]
     train = _train_json(out)
     problems = [train] if isinstance(train, str) else _onnx(out, spec, train, manifest, spec_bytes)
     return problems + _model_py(out, spec, manifest)
@@ -218,7 +218,7 @@ def _onnx(out: BuildDir, spec: Spec, train: dict, manifest: dict, spec_bytes: by
     try:
         model = onnx.load_model_from_string(_read(out.onnx))
     except Exception as exc:  # protobuf's DecodeError and friends: not an ONNX file
-        return [f"{out.onnx}: not a readable ONNX model ({_first_line(exc)})"]
+        return [f"{out.onnx}: not a readable ONNX model ({first_line(exc)})"]
     graph = model.graph
     if len(graph.input) != 1 or len(graph.output) < 1:
         return [
@@ -253,7 +253,7 @@ def _onnx(out: BuildDir, spec: Spec, train: dict, manifest: dict, spec_bytes: by
             labels=train["labels"],
         )
     except (LenetcError, ValueError, TypeError, IndexError) as exc:
-        return problems + [f"{out.train_json}: does not fit spec.yaml ({_first_line(exc)})"]
+        return problems + [f"{out.train_json}: does not fit spec.yaml ({first_line(exc)})"]
     if train["input_range"] is None:  # a train.json from before input_range was recorded
         expected["input_range"] = props.get("input_range", "")
     if props.get("spec_sha256", expected["spec_sha256"]) != expected["spec_sha256"]:
@@ -320,8 +320,3 @@ def _shape(shape: tuple) -> str:
 
 def _clip(value: str, limit: int = 60) -> str:
     return repr(value if len(value) <= limit else value[: limit - 3] + "...")
-
-
-def _first_line(exc: BaseException) -> str:
-    lines = str(exc).strip().splitlines()
-    return lines[0] if lines else type(exc).__name__

@@ -1,4 +1,4 @@
-"""Stage 6, verify: a build folder -> a parity report of every artifact against the torch module.
+"""Stage 6b, verify: a build folder -> a parity report of every artifact against the torch module.
 
 Takes the build folder (spec.yaml, model.py, weights.pt, heldout.npz and the exported artifacts)
 and the tolerances; returns a Report and writes it to verify.json. The reference is the generated

@@ -1,4 +1,4 @@
-"""Verify (results): the parity report's types, shared by the comparison and its formatting.
+"""Stage 6b, verify (results): the parity report's types, shared by comparison and formatting.
 
 parity.py fills them in, table.py prints them and writes verify.json; neither imports the other.
 """

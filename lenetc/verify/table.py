@@ -1,4 +1,4 @@
-"""Stage 6, verify (report): a parity Report -> the terminal table and the verify.json object.
+"""Stage 6b, verify (report): a parity Report -> the terminal table and the verify.json object.
 
 Takes the Report that parity.verify_build collected; returns text or a JSON-ready dict. Collect
 (parity.py), locate (divergence.py), format (here): no arithmetic here beyond rounding for print.

@@ -9,13 +9,14 @@ weights file. No torch import.
 One module per job, in the order a render uses them:
 - literals.py: C float, hex-float and string literals; the names C reserves.
 - fragments.py: each kind's fragment (templates/c/layers/<type>.j2) -> a typed, validated
-  `Fragment` (`define`, `alias`, `in_place`, `layout`, `pad_to_lanes`, `scratch`, `needs_*`).
+  `Fragment` (`kernel`, `call`, `alias`, `in_place`, `layout`, `pad_to_lanes`, `scratch`,
+  `windowed`, `needs_*`).
 - views.py: each node -> `CLayer`, the C literals its fragment prints.
 - plan.py: `BufferPlan`, computed once: where each value lives, buffer sizes, the final buffer,
   arena and weight bytes.
 - about.py: the model-wide values (`prefix`, `DatasetInfo`, the templates' `m`).
 - weights.py: tensors <-> model_weights.h.
-- indent.py, render.py: the files.
+- indent.py, render.py: the files: one kernel per kind, a forward function calling them.
 """
 
 from .about import WEIGHTS_FILE, DatasetInfo, model_view, prefix

@@ -29,11 +29,13 @@ class Fragment:
 
     kind: str
     template: str  # "c/layers/relu.j2", for messages
-    define: Any = None  # macro define(l): the layer's static function; None for an alias
+    kernel: Any = None  # macro kernel(k): the kind's static function, once per model.c
+    call: Any = None  # macro call(l, a): one layer's call of it, `a` its inputs then its output
     alias: bool = False  # its output is its input's memory (flatten, dropout)
     in_place: bool = False  # may write its input's buffer when it is that tensor's last reader
     needs_math: bool = False  # model.c includes <math.h>
     needs_float_h: bool = False  # model.c includes <float.h>
+    windowed: bool = False  # its kernel takes the types Chw and Window
     # how each weight is permuted from torch's axis order: state_dict name -> axes
     layout: Mapping[str, tuple[int, ...]] = field(default_factory=dict)
     pad_to_lanes: frozenset[str] = frozenset()  # weights whose last axis is padded to the lanes
@@ -44,8 +46,9 @@ class Fragment:
         return not self.alias
 
 
-_FLAGS = ("alias", "in_place", "needs_math", "needs_float_h")
-KNOWN = ("define", *_FLAGS, "layout", "pad_to_lanes", "scratch")
+_FLAGS = ("alias", "in_place", "needs_math", "needs_float_h", "windowed")
+_MACROS = ("kernel", "call")
+KNOWN = (*_MACROS, *_FLAGS, "layout", "pad_to_lanes", "scratch")
 
 
 class ContractProblem(RuntimeFailure):
@@ -72,23 +75,26 @@ def contract(kind: str) -> Fragment:
                 f"unknown setting '{name}'{hint}; a C fragment may set {', '.join(KNOWN)}",
             )
         values[name] = _checked(template, name, value)
-    define = values.pop("define", None)
-    if values.get("alias") and define is not None:
-        raise ContractProblem(template, "an alias shares its input's memory: it defines nothing")
-    if not values.get("alias") and define is None:
-        raise ContractProblem(template, "no macro define(l), and not an alias")
+    macros = [name for name in _MACROS if name in values]
+    if values.get("alias") and macros:
+        raise ContractProblem(
+            template, f"an alias shares its input's memory: it has no {' or '.join(macros)}"
+        )
+    if not values.get("alias") and len(macros) < 2:
+        missing = " and ".join(f"{m}()" for m in _MACROS if m not in values)
+        raise ContractProblem(template, f"no macro {missing}, and not an alias")
     layout = values.get("layout", {})
     unknown = values.get("pad_to_lanes", frozenset()) - set(layout)
     if unknown:
         raise ContractProblem(template, f"pad_to_lanes names {sorted(unknown)}, not in layout")
-    return Fragment(kind, template, define, **values)
+    return Fragment(kind, template, **values)
 
 
 def _checked(template: str, name: str, value: Any) -> Any:
     def wrong(expected: str) -> ContractProblem:
         return ContractProblem(template, f"'{name}' must be {expected}, found {value!r}")
 
-    if name == "define":
+    if name in _MACROS:
         if not isinstance(value, jinja2.runtime.Macro):
             raise wrong("a macro")
         return value

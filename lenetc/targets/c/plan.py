@@ -30,7 +30,7 @@ class BufferPlan:
     where: Mapping[str, str]
     buffers: tuple[int, ...]  # floats of buf0, buf1, ...
     final: str  # where the last node's output ends: "y", or a buffer copied into y at the end
-    scratch: int  # floats of the scratch the fragments declare (`scratch`: a padded input)
+    scratch: int  # floats of the one scratch buffer the layers share (`scratch`: a padded input)
     weights: int  # floats of every array in model_weights.h, lane padding included
 
     @property
@@ -85,7 +85,7 @@ def plan_buffers(trace: ShapeTrace, views: Sequence[CLayer]) -> BufferPlan:
         where=dict(where),
         buffers=tuple(sizes),
         final=where[final],
-        scratch=sum(_scratch(view) for view in views),
+        scratch=max((_scratch(view) for view in views), default=0),
         weights=sum(_stored_floats(t.out.tensors, view) for t, view in zip(nodes, views)),
     )
 

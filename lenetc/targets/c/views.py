@@ -1,6 +1,6 @@
 """Targets (c, views): ShapeTrace -> one `CLayer` per node: the C function's name, every size and
 key a fragment may need as C literals, its flags, its weight arrays' names and, for a convolution,
-the register block. Everything a fragment prints is computed here, once. No torch import.
+its register blocking. Everything a fragment prints is computed here, once. No torch import.
 """
 
 from __future__ import annotations
@@ -28,7 +28,6 @@ class CLayer:
     v: Mapping[str, str]  # integer and float values as C literals
     f: Mapping[str, bool]  # flags
     p: Mapping[str, str]  # weight arrays by torch parameter name -> C identifier
-    block: tuple[tuple[str, str], ...] = ()  # a convolution's outputs per step: (index, offset)
     # A join's operands (add, cat), in `inputs` order: (parameter name, floats it gives per outer
     # step, where they start in the output's step); one entry per input of any other layer.
     operands: tuple[tuple[str, str, str], ...] = ()
@@ -47,9 +46,6 @@ def layer_views(trace: ShapeTrace) -> list[CLayer]:
         v, f = _values(t)
         params = {param: f"{name}_{param}" for param in _layout(t.node.type)}
         comment = derivation_comment([t]).replace("(N, ", "(", 1).replace("*/", "* /")
-        block = tuple(
-            (str(i), str(i * int(v.get("stride_w", "1")))) for i in range(int(v.get("block", "0")))
-        )
         views.append(
             CLayer(
                 name,
@@ -60,7 +56,6 @@ def layer_views(trace: ShapeTrace) -> list[CLayer]:
                 v,
                 f,
                 params,
-                block,
                 _operands(t, v),
             )
         )
@@ -84,6 +79,7 @@ def _operands(t: TracedNode, v: dict[str, str]) -> tuple[tuple[str, str, str], .
         out.append((f"a{k}", str(chunk), str(start)))
         start += chunk
     v["step"] = str(start)
+    v["operands"] = str(len(out))
     return tuple(out)
 
 
@@ -138,6 +134,8 @@ def _window(t: TracedNode, a: dict, v: dict, f: dict) -> None:
         dilation_w=str(dw),
         pad_top=str(top),
         pad_left=str(left),
+        pad_bottom=str(bottom),
+        pad_right=str(right),
         padded_h=str(h + top + bottom),
         padded_w=str(w + left + right),
         # the zero-bordered copy of the input a padded window reads (the fragment's `scratch`)
@@ -175,6 +173,7 @@ def _groups(t: TracedNode, a: dict, v: dict, f: dict) -> None:
     f["lane_padded"] = v["lanes"] != str(per) and g == 1
     v["pad_lanes"] = v["lanes"] if f["lane_padded"] else "0"
     v["weight_stride"] = str(t.out_shape[0] if g > 1 else int(v["lanes"]))
+    v["acc"] = str(int(v["block"]) * int(v["lanes"]))  # accumulators of one step
 
 
 def _axis(t: TracedNode, a: dict, v: dict, f: dict) -> None:

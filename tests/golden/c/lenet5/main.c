@@ -2,17 +2,21 @@
  *
  *   make && ./lenet5 samples.f32
  *
- * samples.f32 holds samples of LENET5_INPUT_SIZE float32 values each, in this machine's byte
- * order, normalized as the model reads them (io.npz's inputs are); Prints the class of each sample.
+ * samples.f32 holds samples of INPUT_SIZE float32 values each, in this machine's byte order,
+ * normalized as the model reads them (io.npz's inputs are). Prints the class
+ * of each sample.
  */
 #include <stdio.h>
 #include <string.h>
 
 #include "model.h"
 
+#define INPUT_SIZE LENET5_INPUT_SIZE
+#define OUTPUT_SIZE LENET5_OUTPUT_SIZE
+
 int main(int argc, char **argv) {
-    static float input[LENET5_INPUT_SIZE];
-    static float output[LENET5_OUTPUT_SIZE];
+    static float input[INPUT_SIZE];
+    static float output[OUTPUT_SIZE];
     const char *path = argv[argc - 1];
     if (argc != 2) {
         fprintf(stderr, "usage: %s samples.f32\n", argv[0]);
@@ -24,18 +28,19 @@ int main(int argc, char **argv) {
         return 1;
     }
     long n = 0;
-    while (fread(input, sizeof(float), LENET5_INPUT_SIZE, file) == LENET5_INPUT_SIZE) {
+    while (fread(input, sizeof(float), INPUT_SIZE, file) == INPUT_SIZE) {
         lenet5_forward(input, output, 1);
         int best = 0;
-        for (int i = 1; i < LENET5_OUTPUT_SIZE; i++) {
+        for (int i = 1; i < OUTPUT_SIZE; i++) {
             best = output[i] > output[best] ? i : best;
         }
-        printf("sample %ld: class %d, score %g\n", n, best, (double)output[best]);
+        const double score = output[best];
+        printf("sample %ld: class %d, score %g\n", n, best, score);
         n++;
     }
     fclose(file);
     if (n == 0) {
-        fprintf(stderr, "%s: %s holds no whole sample of %d floats\n", argv[0], path, LENET5_INPUT_SIZE);
+        fprintf(stderr, "%s: %s holds no whole sample of %d floats\n", argv[0], path, INPUT_SIZE);
         return 1;
     }
     return 0;
