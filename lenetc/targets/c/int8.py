@@ -20,6 +20,7 @@ from ...check.shapes import ShapeTrace
 from ...layers.base import numel
 from ..templates import environment
 from .about import model_view
+from .indent import wrap_long_calls
 from .literals import hex_float
 
 SOURCE, WEIGHTS = "model_int8.c", "model_int8_weights.h"
@@ -97,7 +98,7 @@ def render_int8(
         out_buffer=str(cur),
     )
     template = environment().get_template(f"c/int8/{SOURCE}.j2")
-    source = template.render(m=m, steps=steps, used=sorted(used))
+    source = wrap_long_calls(template.render(m=m, steps=steps, used=sorted(used)))
     return {SOURCE: source, WEIGHTS: _weights(m["title"], layers)}
 
 

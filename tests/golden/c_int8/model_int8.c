@@ -148,7 +148,8 @@ void tiny_int8_forward(const float *input, float *output, int batch) {
             v = v < -1000.0f ? -1000.0f : v;
             q[i] = clamp8((int32_t)lrintf(v) + 5);
         }
-        conv2d_patches(arena[0], arena[1], conv1_w, conv1_b, conv1_m0, conv1_shift, 2, 6, 6, 3, 6, 6, 3, 3, 1, 1, 1, 1, 1, 1, 1, 5, 10); /* conv1 */
+        conv2d_patches(arena[0], arena[1], conv1_w, conv1_b, conv1_m0, conv1_shift, 2, 6, 6, 3, 6,
+                       6, 3, 3, 1, 1, 1, 1, 1, 1, 1, 5, 10); /* conv1 */
         relu(arena[1], arena[0], 108, 10); /* relu1 */
         rescale(arena[0], arena[1], 108, 10, -128, 1342177280, 1); /* relu1_rescale */
         max_pool2d(arena[1], arena[0], 3, 6, 6, 3, 3, 2, 2, 2, 2, 0, 0, 1, 1); /* pool1 */
