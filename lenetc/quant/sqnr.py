@@ -18,6 +18,7 @@ from .params import QuantModel
 from .reference import integer_forward
 
 RENAMED = "_QuantizeLinear_Input"  # the quantizer's name for a graph output it quantizes
+MIN_DB = 3.0  # below this, no layer is worth a hint
 
 
 @dataclass
@@ -85,11 +86,11 @@ def dominant(rows: list[LayerSqnr]) -> str | None:
     if not rows or total <= 0:
         return None
     worst = max(rows, key=lambda r: r.lost_db)
-    if worst.lost_db <= total / 2:
+    if worst.lost_db <= total / 2 or worst.lost_db < MIN_DB:
         return None
     return (
         f"layer {worst.layers[0]} ({worst.type}, line {worst.line}) loses {worst.lost_db:.1f} of "
         f"the {total:.1f} dB all layers lose: try more calibration samples, "
-        "quantize.calibration.method: percentile or entropy (outliers stretch min/max ranges), "
-        "or a relu after it"
+        "quantize.calibration.method: percentile or entropy (outliers stretch min/max ranges); "
+        "its weights are already per channel"
     )

@@ -167,6 +167,14 @@ def verify_int8(
     return report
 
 
+def _telling_line(exc: BaseException) -> str:
+    """The line of a long library message that says what went wrong (OpenVINO opens with a
+    source location; its reason comes lines later)."""
+    lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
+    told = [ln for ln in lines if not ln.startswith(("Exception from", "Check "))]
+    return told[-1][:200] if told else ""
+
+
 def _ci() -> bool:
     return os.environ.get("CI", "").lower() == "true"
 
@@ -182,6 +190,9 @@ def _row(runtime: Runtime, cases, refs, scale: float, tolerance: float) -> Int8R
         got = [np.asarray(runtime.run(c.x)[0], np.float64) for c in cases]
     except Exception as exc:
         reason = str(exc) if isinstance(exc, RuntimeProblem) else first_line(exc)
+        said = _telling_line(exc.__cause__ or exc)
+        if said and said not in reason:
+            reason = f"{reason.rstrip(':')}: {said}"
         # OpenVINO's default (bf16 where the CPU has it) has no kernel for some QDQ graphs: the
         # runtime's limit, shown, not a wrong answer; its f32 row still has to pass.
         row.status = WARN if "openvino" in runtime.name and runtime.name.endswith("[cpu]") else FAIL
