@@ -50,6 +50,8 @@ class BuildDir:
     checkpoint = property(lambda self: self.root / "checkpoint.pt")
     heldout = property(lambda self: self.root / "heldout.npz")  # real test samples for verify
     io_npz = property(lambda self: self.root / "io.npz")
+    int8_onnx = property(lambda self: self.root / "model.int8.onnx")  # QDQ (quant/qdq.py)
+    calibration = property(lambda self: self.root / "calibration.npz")  # samples for SQNR
     c_dir = property(lambda self: self.root / "c")  # the C target (export/c_weights.py)
     test_data = property(lambda self: self.root / "test_data_set_0")
     verify_json = property(lambda self: self.root / "verify.json")

@@ -74,6 +74,9 @@ class BenchReport:
     seconds: float = 0.0
 
 
+INT8_ROWS = ("onnxruntime[cpu]", "c[cpu,int8]")
+
+
 def bench_build(
     root: Path,
     threads: int = 1,
@@ -92,6 +95,10 @@ def bench_build(
     torch.set_num_threads(threads)
     chosen = plan(out, spec, ("cpu",), runtimes, where="bench --runtime")
     rows = [r for r in chosen if r.device == "cpu"]
+    if out.int8_onnx.is_file():  # int8 rows: ONNX Runtime on model.int8.onnx, the C variant
+        from .verify.int8 import int8_rows
+
+        rows += [r for r in int8_rows(out, spec, runtimes) if r.name in INT8_ROWS]
     report = BenchReport(
         str(out.root), threads, list(batches), _machine(), platform.python_version()
     )

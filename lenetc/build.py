@@ -37,6 +37,8 @@ from .check.shapes import check
 from .errors import SpecError
 from .export.manifest import write_manifest
 from .lock import folder_lock
+from .quant.support import require_quantizable
+from .spec.config import QuantizeConfig
 from .spec.load import Spec, load_spec
 from .targets.c import require_static_fits
 from .targets.c.footprint import footprints, over_budget
@@ -61,6 +63,7 @@ class BuildOptions:
     memory_budget: int | None = None  # bytes; None: a share of this machine's memory
     device: str | None = None  # --device: overrides train.device (auto | cpu | cuda)
     sign: Path | None = None  # --sign: an ed25519 private key; signs manifest.json (manifest.sig)
+    int8: bool = False  # --int8: quantize as a quantize: section with its defaults would
 
 
 @dataclass(frozen=True)
@@ -87,7 +90,10 @@ def with_overrides(spec: Spec, opts: BuildOptions) -> Spec:
         train = dataclasses.replace(
             train, optimizer=dataclasses.replace(train.optimizer, lr=opts.lr)
         )
-    return dataclasses.replace(spec, train=train)
+    spec = dataclasses.replace(spec, train=train)
+    if opts.int8 and spec.quantize is None:
+        spec = dataclasses.replace(spec, quantize=QuantizeConfig())
+    return spec
 
 
 def build(spec_path: Path, opts: BuildOptions = BuildOptions(), log=print) -> BuildResult:
@@ -96,6 +102,8 @@ def build(spec_path: Path, opts: BuildOptions = BuildOptions(), log=print) -> Bu
     say = (lambda *a, **k: None) if opts.quiet or not main else log
     spec = with_overrides(load_spec(spec_path), opts)
     trace = check(spec)
+    # before the parameter check: for an int8 request its reason is the more precise
+    require_quantizable(spec, "quantize" if spec.quantize and spec.quantize.line else "--int8")
     require_trainable(trace)
     require_static_fits(trace)  # the C target every build writes
     problems = over_budget(trace, footprints(trace))  # the spec's target: budget, before training
@@ -124,6 +132,9 @@ def _build(spec_path: Path, spec: Spec, trace, out: BuildDir, opts: BuildOptions
         removed = remove_leftovers(out.root)
         if removed:
             say(f"removed what an interrupted run left: {', '.join(removed)}")
+        if spec.quantize is None:  # an int8 twin of an earlier build would not match this one
+            out.int8_onnx.unlink(missing_ok=True)
+            out.calibration.unlink(missing_ok=True)
         for finished in (out.manifest, out.signature, out.verify_json):  # written last
             finished.unlink(missing_ok=True)
         write_bytes(out.spec, Path(spec_path).read_bytes())
@@ -200,6 +211,10 @@ def _build(spec_path: Path, spec: Spec, trace, out: BuildDir, opts: BuildOptions
     exported = export_all(model, spec, facts, out)
     say(exported.summary())
     say(footprint_summary(write_footprint(out, spec)))  # c/ measured by the cross compiler
+    if spec.quantize is not None:
+        from .quant.stage import write_int8
+
+        say(write_int8(out, spec, data.x_train))
     report = verify_build(out.root, require=opts.require, runtimes=opts.runtimes)
     say(format_table(report))
     write_manifest(out)  # it hashes everything above, verify.json included
@@ -240,6 +255,8 @@ def build_command(spec_path: Path, opts: BuildOptions, *more: str) -> str:
     ):
         if value is not None:
             words += [flag, repr(value) if isinstance(value, float) else str(value)]
+    if opts.int8:
+        words.append("--int8")
     return shlex.join(words + list(more))
 
 

@@ -226,6 +226,12 @@ def draw_cmd(spec: Path, output: Path | None) -> None:
     type=click.IntRange(1, 1024),
     help="Train on N processes with DDP: starts torch's elastic launcher (torchrun) on this node.",
 )
+@click.option(
+    "--int8",
+    is_flag=True,
+    help="Also quantize to int8 (model.int8.onnx), as a spec's quantize: section with its "
+    "defaults would; verify then proves it.",
+)
 @click.pass_context
 def build_cmd(
     ctx: click.Context,
@@ -243,6 +249,7 @@ def build_cmd(
     device,
     sign,
     nproc_per_node,
+    int8: bool,
 ) -> None:
     """Check, render, train, export and verify: the whole pipeline.
 
@@ -278,6 +285,7 @@ def build_cmd(
         memory_budget=budget,
         device=device,
         sign=sign,
+        int8=int8,
     )
     try:
         result = build(spec, opts, log=echo)
@@ -393,7 +401,10 @@ def keygen_cmd(keyfile: Path) -> None:
     help="Probabilities to print per sample, most probable first.",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON list for tools.")
-def predict_cmd(build_dir: Path, inputs, normalized: bool, top: int, as_json: bool) -> None:
+@click.option("--int8", is_flag=True, help="Run model.int8.onnx (built with --int8) instead.")
+def predict_cmd(
+    build_dir: Path, inputs, normalized: bool, top: int, as_json: bool, int8: bool
+) -> None:
     """Run the exported model.onnx (onnxruntime only) on .npy, .pgm/.ppm or .png/.jpg files.
 
     Each file holds one sample (C, H, W) or a batch (N, C, H, W); uint8 arrays are scaled by 1/255
@@ -405,7 +416,7 @@ def predict_cmd(build_dir: Path, inputs, normalized: bool, top: int, as_json: bo
     from .predict import as_json as to_json
     from .predict import format_prediction, predict
 
-    info, predictions = predict(build_dir, list(inputs), normalized=normalized)
+    info, predictions = predict(build_dir, list(inputs), normalized=normalized, int8=int8)
     if as_json:
         echo(json.dumps(to_json(predictions, info.labels, top), indent=2, allow_nan=False))
         return

@@ -49,9 +49,9 @@ class Prediction:
 
 
 def predict(
-    build_dir: Path, inputs: list[Path], normalized: bool = False
+    build_dir: Path, inputs: list[Path], normalized: bool = False, int8: bool = False
 ) -> tuple[ModelInfo, list[Prediction]]:
-    session, info = open_model(build_dir)
+    session, info = open_model(build_dir, int8)
     batches = [load_input(Path(path), info, normalized) for path in inputs]  # fail before running
     predictions = []
     for path, x in zip(inputs, batches):
@@ -72,18 +72,32 @@ def predict(
     return info, predictions
 
 
-def open_model(build_dir: Path):
-    import onnxruntime as ort
-
+def open_model(build_dir: Path, int8: bool = False):
+    """model.onnx's session and facts; with int8, model.int8.onnx's session (the facts, its
+    input's shape and normalization, stay model.onnx's: the QDQ model takes the same input)."""
     onnx_path = Path(build_dir) / "model.onnx"
     if not onnx_path.is_file():
         raise RuntimeFailure(f"{build_dir} has no model.onnx; run `lenetc build` first")
     _as_built(Path(build_dir))
+    session = _session(onnx_path)
+    info = read(session.get_modelmeta().custom_metadata_map, str(onnx_path))
+    if int8:
+        int8_path = Path(build_dir) / "model.int8.onnx"
+        if not int8_path.is_file():
+            raise RuntimeFailure(
+                f"{build_dir} has no model.int8.onnx; build with --int8 or a quantize: section"
+            )
+        session = _session(int8_path)
+    return session, info
+
+
+def _session(path: Path):
+    import onnxruntime as ort
+
     try:
-        session = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
+        return ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     except Exception as exc:
-        raise RuntimeFailure(f"onnxruntime cannot load {onnx_path}: {first_line(exc)}") from None
-    return session, read(session.get_modelmeta().custom_metadata_map, str(onnx_path))
+        raise RuntimeFailure(f"onnxruntime cannot load {path}: {first_line(exc)}") from None
 
 
 def _as_built(build_dir: Path) -> None:

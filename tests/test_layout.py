@@ -20,6 +20,7 @@ RANK = {
     "targets": 3,
     "train": 4,
     "export": 5,
+    "quant": 5,  # the int8 twin of the exported model, and its integer reference
     "runtimes": 6,
     "verify": 7,
     "predict": 8,

@@ -81,6 +81,7 @@ def render_report(build_dir: Path) -> str:
         "charts": _charts(out.metrics),
         "predictions": predictions,
         "parity": _parity(verify),
+        "int8": _int8(verify),
         "manifest": _json(out.manifest),
         "footprint": _footprint(_json(out.footprint)),
         "embed": _embed(str(build_dir), trace),
@@ -221,6 +222,60 @@ def _predictions(out: BuildDir, trace: ShapeTrace) -> dict | None:
         "wrong": int((pred != y).sum()),
         "misses": misses,
         "images": len(trace.spec.input_shape) == 3,
+    }
+
+
+def _int8(verify: dict | None) -> dict | None:
+    """verify.json's int8 section as the page shows it: sizes, accuracies, rows, SQNR."""
+    q = (verify or {}).get("int8")
+    if not q:
+        return None
+    sizes = q.get("bytes", {})
+    f, i = sizes.get("model.onnx"), sizes.get(q["artifact"])
+    top = max([r["sqnr_db"] for r in q["sqnr"] if r["sqnr_db"] is not None] or [1.0])
+    return {
+        "passed": q["drop_points"] is None or q["drop_points"] <= q["max_drop"],
+        "sizes": f"{q['artifact']} {i:,} bytes = {i / f:.2f}x model.onnx ({f:,})"
+        if f and i
+        else "",
+        "accuracy": None
+        if q["float_accuracy"] is None
+        else {
+            "float": f"{q['float_accuracy']:.2%}",
+            "int8": f"{q['int8_accuracy']:.2%}",
+            "drop": f"{q['drop_points']:.2f}",
+            "limit": f"{q['max_drop']:g}",
+            "agreement": f"{q['argmax_agreement']:.2%}",
+            "samples": q["test_samples"],
+        },
+        "scale": f"{q['output_scale']:.4g}",
+        "rows": [
+            {
+                "runtime": r["runtime"],
+                "artifact": r["artifact"],
+                "steps": "-" if r["max_steps"] is None else f"{r['max_steps']:g}",
+                "tolerance": f"{r['tolerance_steps']:g}",
+                "differ": f"{r['elements_off']}/{r['elements']}" if r["elements"] else "",
+                "status": r["status"],
+                "reason": r["reason"] or "",
+            }
+            for r in q["rows"]
+        ],
+        "sqnr": [
+            {
+                "layers": ", ".join(r["layers"]),
+                "type": r["type"],
+                "line": r["line"],
+                "db": "exact" if r["sqnr_db"] is None else f"{r['sqnr_db']:.1f}",
+                "lost": f"{r['lost_db']:.1f}",
+                "width": 100
+                if r["sqnr_db"] is None
+                else max(0, min(100, round(100 * r["sqnr_db"] / top))),
+            }
+            for r in q["sqnr"]
+        ],
+        "calibration": q["calibration_samples"],
+        "hint": q.get("hint"),
     }
 
 

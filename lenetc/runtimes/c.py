@@ -46,14 +46,18 @@ def compiler() -> str | None:
 
 
 def compile_library(
-    c_dir: Path, flags: tuple[str, ...] = PORTABLE_FLAGS, cc: str | None = None
+    c_dir: Path,
+    flags: tuple[str, ...] = PORTABLE_FLAGS,
+    cc: str | None = None,
+    sources: tuple[str, ...] = SOURCES,
 ) -> Path:
-    """c_dir's model.c as a shared library, compiled once per sources, flags and compiler."""
+    """c_dir's first source (model.c) as a shared library, compiled once per sources, flags
+    and compiler."""
     cc = cc or compiler()
     if cc is None:
         raise RuntimeProblem(f"no C compiler found; {INSTALL}")
     digest = hashlib.sha256(repr((cc, flags)).encode())
-    for name in SOURCES:
+    for name in sources:
         path = c_dir / name
         if not path.is_file():
             raise RuntimeProblem(f"{path.name} is missing from {c_dir}")
@@ -65,13 +69,13 @@ def compile_library(
         return final
     fd, tmp = tempfile.mkstemp(suffix=".so", dir=cache)
     os.close(fd)
-    command = [cc, *flags, "-fPIC", "-shared", "-o", tmp, "model.c", "-lm"]
+    command = [cc, *flags, "-fPIC", "-shared", "-o", tmp, sources[0], "-lm"]
     done = subprocess.run(command, cwd=c_dir, capture_output=True, text=True)
     if done.returncode != 0:
         os.unlink(tmp)
         said = (done.stderr or done.stdout).strip().splitlines()
         raise RuntimeProblem(
-            f"{Path(cc).name} {' '.join(flags)} could not compile c/model.c: "
+            f"{Path(cc).name} {' '.join(flags)} could not compile c/{sources[0]}: "
             + (said[0] if said else f"exit {done.returncode}")
         )
     os.replace(tmp, final)
@@ -126,6 +130,45 @@ class CTarget(Runtime):
             array = array[..., : shape[perm[-1]]]  # without the zeros of padded lanes
             params[key] = np.transpose(array, np.argsort(perm))
         return params
+
+
+class CInt8Target(CTarget):
+    """c/model_int8.c (the int8 variant) through ctypes: verify's and bench's int8 row only,
+    not a registered runtime (it runs what quant/ wrote, against quant/'s reference)."""
+
+    name = "c[cpu,int8]"
+    artifact = "c/model_int8.c"
+    sources = ("model_int8.c", "model_int8_weights.h")
+
+    @property
+    def expected_in_ci(self) -> bool:
+        """A graph spec has no int8 C variant by design: unavailable, even in CI."""
+        return (self.out.c_dir / self.sources[0]).is_file()
+
+    def unavailable(self) -> str | None:
+        if compiler() is None:
+            return f"no C compiler found; {INSTALL}"
+        if not (self.out.c_dir / self.sources[0]).is_file():
+            return "the build has no c/model_int8.c (a graph spec, or built before it existed)"
+        return None
+
+    def load(self) -> None:
+        flags = FAST_FLAGS if self.fast else PORTABLE_FLAGS
+        cc = compiler()
+        library = compile_library(self.out.c_dir, flags, cc, self.sources)
+        self.compiled_with = f"{Path(cc or 'cc').name} {' '.join(flags)}"
+        try:
+            self.library = ctypes.CDLL(str(library))
+            self.forward = getattr(self.library, f"{prefix(check(self.spec))}_int8_forward")
+        except (OSError, AttributeError) as exc:
+            raise RuntimeProblem(f"cannot load the compiled int8 C target: {exc}") from exc
+        self.forward.argtypes = (ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int)
+        self.forward.restype = None
+
+    def parameters(self) -> dict[str, np.ndarray]:
+        from ..targets.c.int8 import WEIGHTS, read_int8_weights
+
+        return read_int8_weights((self.out.c_dir / WEIGHTS).read_text(encoding="utf-8"))
 
 
 register(RuntimeKind("c", 55, lambda t: [CTarget(t.out, t.spec)]))

@@ -20,7 +20,7 @@ class OnnxModelRuntime(Runtime):
         import onnx
 
         try:
-            self.model = onnx.load(str(self.out.onnx))
+            self.model = onnx.load(str(self.out.root / self.artifact))  # model.onnx, or int8
         except Exception as exc:
             raise RuntimeProblem(f"onnx.load failed: {first_line(exc)}") from exc
         self.input_name = self.model.graph.input[0].name

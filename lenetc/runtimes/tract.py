@@ -30,7 +30,7 @@ class Tract(OnnxModelRuntime):
 
     def load(self) -> None:
         super().load()
-        self.plan = _runnable(self.out.onnx)
+        self.plan = _runnable(self.out.root / self.artifact)
 
     def run(self, x: np.ndarray) -> list[np.ndarray]:
         return [t.to_numpy() for t in self.plan.run([x])]

@@ -1,8 +1,9 @@
-"""The spec's train:, export:, verify: and target: sections, read into frozen dataclasses.
+"""The spec's train:, export:, verify:, target: and quantize: sections, as frozen dataclasses.
 
 Takes the YAML mappings (with lines) and a Reporter; returns TrainConfig, ExportConfig,
-VerifyConfig and TargetConfig with every default filled in. Problems are recorded, not raised, so
-that a spec with a bad layer and a bad learning rate reports both in one run. No torch import.
+VerifyConfig, TargetConfig and QuantizeConfig (None without a quantize: section) with every default
+filled in. Problems are recorded, not raised, so that a spec with a bad layer and a bad learning
+rate reports both in one run. No torch import.
 """
 
 from __future__ import annotations
@@ -31,6 +32,9 @@ LOSSES = ("cross_entropy", "nll", "mse")
 OPTIMIZERS = ("sgd", "adam", "adamw")
 SCHEDULES = ("none", "step", "cosine")
 PROVIDERS = ("cpu", "cuda")
+QUANT_SCHEMES = ("int8",)
+# onnxruntime.quantization's calibrators (CalibrationMethod.MinMax / Percentile / Entropy)
+CALIBRATION_METHODS = ("minmax", "percentile", "entropy")
 # Inclusive range the dynamo exporter of torch 2.13 writes as asked, for every layer kind, and
 # onnxruntime 1.32 runs (measured; tests/test_export_opsets.py keeps it honest). Below 18 the
 # exporter down-converts through the ONNX C API and, when that fails, silently keeps 18; from
@@ -162,6 +166,19 @@ def read_target(data: Any, report: Reporter, line: int) -> TargetConfig:
         flash_line=s.line("flash") if s.has("flash") else 0,
         ram_line=s.line("ram") if s.has("ram") else 0,
     )
+
+
+@dataclass(frozen=True)
+class QuantizeConfig:
+    """quantize: int8 with weights symmetric per output channel, activations per tensor."""
+
+    scheme: str = "int8"
+    samples: int = 512  # calibration samples, drawn from the training split only
+    method: str = "minmax"
+    max_drop: float = 1.0  # percentage points of test accuracy int8 may lose against float
+    line: int = 0  # the quantize: key's line (0: asked by --int8)
+    samples_line: int = 0
+    max_drop_line: int = 0
 
 
 def _fields(cls: type) -> list[str]:
@@ -365,3 +382,30 @@ def _runtime_names(value: Any) -> tuple[str, ...]:
             )
         names.append(v)
     return tuple(dict.fromkeys(names))
+
+
+def read_quantize(data: Any, report: Reporter, line: int) -> QuantizeConfig | None:
+    """quantize: {scheme, calibration: {samples, method}, max_drop}; None when absent."""
+    if data is None:
+        return None
+    if isinstance(data, str):  # `quantize: int8` is shorthand for {scheme: int8}
+        data = YMap(scheme=data)
+        data.line, data.key_lines = line, {"scheme": line}
+    s = Section(data, ["scheme", "calibration", "max_drop"], report, where="quantize", line=line)
+    d = QuantizeConfig()
+    cal = Section(
+        s.raw("calibration"),
+        ["samples", "method"],
+        report,
+        where="quantize.calibration",
+        line=s.line("calibration"),
+    )
+    return QuantizeConfig(
+        scheme=s.get("scheme", choice(*QUANT_SCHEMES), d.scheme) or d.scheme,
+        samples=cal.get("samples", integer(1, 1_000_000), d.samples) or d.samples,
+        method=cal.get("method", choice(*CALIBRATION_METHODS), d.method) or d.method,
+        max_drop=s.get("max_drop", number(0.0, 100.0, what="percentage points"), d.max_drop),
+        line=line,
+        samples_line=cal.line("samples") if cal.has("samples") else line,
+        max_drop_line=s.line("max_drop") if s.has("max_drop") else line,
+    )

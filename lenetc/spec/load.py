@@ -23,10 +23,12 @@ from ..errors import SpecError
 from ..layers import REGISTRY
 from .config import (
     ExportConfig,
+    QuantizeConfig,
     TargetConfig,
     TrainConfig,
     VerifyConfig,
     read_export,
+    read_quantize,
     read_target,
     read_train,
     read_verify,
@@ -86,6 +88,7 @@ class Spec:
     sha256: str  # of the spec file's bytes
     input_line: int = 0
     target: TargetConfig = TargetConfig()  # the memory budget of a microcontroller, if stated
+    quantize: QuantizeConfig | None = None  # the quantize: section, or --int8; None: float only
 
     @property
     def output(self) -> str:
@@ -104,7 +107,18 @@ def parse_spec(data: YMap, file: str, source_dir: Path, sha256: str = "") -> Spe
     report = Reporter(file)
     top = Section(
         data,
-        ["name", "class_name", "input", "layers", "train", "export", "verify", "target", "blocks"],
+        [
+            "name",
+            "class_name",
+            "input",
+            "layers",
+            "train",
+            "export",
+            "verify",
+            "target",
+            "quantize",
+            "blocks",
+        ],
         report,
         where="the spec",
         line=data.line,
@@ -133,6 +147,7 @@ def parse_spec(data: YMap, file: str, source_dir: Path, sha256: str = "") -> Spe
     export = read_export(top.raw("export"), report, top.line("export"))
     verify = read_verify(top.raw("verify"), report, top.line("verify"))
     target = read_target(top.raw("target"), report, top.line("target"))
+    quantize = read_quantize(top.raw("quantize"), report, top.line("quantize"))
     _check_loss(nodes, train, report)
     if report.problems:
         raise SpecError(sorted(report.problems, key=lambda p: p.at.line))
@@ -149,6 +164,7 @@ def parse_spec(data: YMap, file: str, source_dir: Path, sha256: str = "") -> Spe
         sha256=sha256,
         input_line=inp.line("shape"),
         target=target,
+        quantize=quantize,
     )
 
 

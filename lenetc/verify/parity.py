@@ -31,6 +31,7 @@ from ..runtimes import matches, plan
 from ..runtimes.base import Runtime, RuntimeProblem, first_line
 from ..spec.load import Spec, load_spec
 from .divergence import locate
+from .int8 import verify_int8
 from .results import FAIL, UNAVAILABLE, WARN, Case, OutputResult, Report, RuntimeResult
 from .table import to_json
 
@@ -91,6 +92,8 @@ def verify_build(
             result.notes = runtime.findings() + result.notes
         result.seconds = round(time.perf_counter() - t0, 3)
         report.runtimes.append(result)
+    selectors = runtimes or spec.verify.runtimes
+    report.int8 = verify_int8(out, spec, cases, selectors, require)
     report.seconds = round(time.perf_counter() - started, 3)
     if write:
         write_json(out.verify_json, to_json(report))

@@ -6,6 +6,7 @@ parity.py fills them in, table.py prints them and writes verify.json; neither im
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -73,10 +74,12 @@ class Report:
     required: list[str]
     runtimes: list[RuntimeResult] = field(default_factory=list)
     seconds: float = 0.0
+    int8: Any = None  # int8.Int8Report, when the folder holds model.int8.onnx
 
     @property
     def passed(self) -> bool:
-        return all(r.status != FAIL for r in self.runtimes)
+        int8_ok = self.int8 is None or self.int8.passed
+        return int8_ok and all(r.status != FAIL for r in self.runtimes)
 
     def failures(self) -> list[str]:
         """One line per failing runtime: which runtime, which output, by how much, and where."""
@@ -98,4 +101,6 @@ class Report:
                 if r.divergence is not None:
                     text += "; " + r.divergence.describe(self.spec_file)
                 lines.append(text)
+        if self.int8 is not None:
+            lines += self.int8.failures()
         return lines

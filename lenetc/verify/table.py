@@ -84,6 +84,8 @@ def format_table(report: Report, explain: bool = False) -> str:
     lines += [f"  {n}" for n in notes]
     if missing:
         lines.append(f"  {unavailable_summary(missing, report.build)}")
+    if report.int8 is not None:
+        lines += format_int8(report.int8)
     counts = {s: sum(r.status == s for r in report.runtimes) for s in ("PASS", FAIL, UNAVAILABLE)}
     warned = sum(r.status == WARN for r in report.runtimes)
     lines.append(
@@ -104,6 +106,82 @@ def unavailable_summary(names: list[str], build: str) -> str:
         f"{count} unavailable here: {', '.join(names)}; `lenetc verify --explain "
         f"{shlex.quote(str(build))}` says why and how to install them"
     )
+
+
+INT8_HEADER = (
+    "int8 runtime",
+    "artifact",
+    "reference",
+    "max steps",
+    "tolerance",
+    "differ",
+    "accuracy",
+    "result",
+)
+
+
+def format_int8(r) -> list[str]:
+    """The int8 rows (in quantization steps of the output), the task-level proof and SQNR."""
+    rows, notes = [], []
+    for row in r.rows:
+        if row.max_steps is None:
+            result = "n/a" if row.status == UNAVAILABLE else row.status
+            rows.append(
+                (
+                    row.runtime,
+                    row.artifact,
+                    row.rounding,
+                    "-",
+                    f"{row.tolerance_steps:g}",
+                    "",
+                    "",
+                    result,
+                )
+            )
+            notes.append(f"{row.runtime}: {row.status}: {row.reason}")
+            continue
+        rows.append(
+            (
+                row.runtime,
+                row.artifact,
+                row.rounding,
+                f"{row.max_steps:g}",
+                f"{row.tolerance_steps:g}",
+                f"{row.elements_off}/{row.elements}",
+                _pct(row.accuracy),
+                row.status,
+            )
+        )
+    widths = [max(len(x[i]) for x in rows + [INT8_HEADER]) for i in range(len(INT8_HEADER))]
+    lines = [
+        f"int8: {r.artifact} against the numpy integer reference, in steps of the output "
+        f"(scale {r.output_scale:.4g}); rounding: fixed = gemmlowp's (the C variant), float = "
+        "ONNX Runtime's",
+        "  ".join(h.ljust(w) for h, w in zip(INT8_HEADER, widths)).rstrip(),
+    ]
+    lines += ["  ".join(c.ljust(w) for c, w in zip(x, widths)).rstrip() for x in rows]
+    lines += [f"  {n}" for n in notes]
+    if r.drop_points is not None:
+        verdict = "PASS" if r.drop_points <= r.max_drop else "FAIL"
+        lines.append(
+            f"int8 on {r.test_samples} test samples: float {_pct(r.float_accuracy)}, int8 "
+            f"{_pct(r.int8_accuracy)}, drop {r.drop_points:.2f} points (limit {r.max_drop:g}): "
+            f"{verdict}; argmax agreement with float {_pct(r.argmax_agreement)}"
+        )
+    if r.sqnr:
+        lines.append(f"int8 SQNR per layer on {r.calibration_samples} calibration samples:")
+        for row in r.sqnr:
+            names = ", ".join(row["layers"])
+            db = "exact" if row["sqnr_db"] is None else f"{row['sqnr_db']:.1f} dB"
+            lines.append(
+                f"  {names} ({row['type']}, line {row['line']}): {db} (loses {row['lost_db']:.1f})"
+            )
+    if r.hint:
+        lines.append(f"  hint: {r.hint}")
+    if r.bytes:
+        f, q = r.bytes.get("model.onnx", 0), r.bytes.get(r.artifact, 0)
+        lines.append(f"int8 size: {r.artifact} {q:,} bytes = {q / f:.2f}x model.onnx ({f:,})")
+    return lines
 
 
 def _pct(value: float | None) -> str:
