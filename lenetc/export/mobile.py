@@ -41,6 +41,9 @@ INSTALL = "pip install 'lenetc[mobile]'"
 FORWARD_ARG = "x"
 # Library loggers that report their own internals while converting (torchao's optional CUDA
 # kernels, absl, jax's platform probe): not the user's business, and never a failure.
+JAX_FORK = (
+    r"os\.fork\(\) was called\. os\.fork\(\) is incompatible with multithreaded code, and JAX"
+)
 QUIET_LOGGERS = ("torchao", "absl", "jax._src.xla_bridge", "executorch", "litert_torch")
 
 
@@ -149,6 +152,10 @@ def export_tflite(
             data = litert_torch.convert(module.eval(), (example,)).model_content()
     except Exception as exc:
         raise _failed("tflite", exc, spec, out, "export.litert.enabled") from exc
+    # litert-torch imported jax, which warns at every later fork of this process; the one fork
+    # that follows in a build is OpenVINO's telemetry sender (a multiprocessing child that runs
+    # no jax), during verify. That exact message only, for the rest of the process.
+    warnings.filterwarnings("ignore", JAX_FORK, RuntimeWarning)
     write_bytes(path, data)
     return None
 

@@ -65,7 +65,7 @@ def convert(model, target: int):
                 raise OpsetRefused(op, _node_of(model, op), why) from exc
             carried.add(op)
             continue
-        return _restore(out, target)
+        return _restore(out, target, _opset(model))
 
 
 def carry_problem(model, op: str, target: int) -> str | None:
@@ -83,8 +83,9 @@ def carry_problem(model, op: str, target: int) -> str | None:
         return f"opset {target} has no {op} (it first appears in opset {new.since_version})"
     if old.since_version == new.since_version:
         return None
-    if [i.name for i in old.inputs] != [i.name for i in new.inputs] or len(old.outputs) != len(
-        new.outputs
+    nodes = [n for n in model.graph.node if n.op_type == op and n.domain in ("", "ai.onnx")]
+    if len(old.inputs) != len(new.inputs) or any(
+        len([o for o in n.output if o]) > len(old.outputs) for n in nodes
     ):
         return (
             f"its inputs or outputs changed between {op}-{old.since_version} and "
@@ -96,7 +97,7 @@ def carry_problem(model, op: str, target: int) -> str | None:
     types.update({v.name: v.type.tensor_type.elem_type for v in typed.graph.output})
     types.update({t.name: t.data_type for t in typed.graph.initializer})
     allowed = {c.type_param_str: set(c.allowed_type_strs) for c in old.type_constraints}
-    for node in (n for n in model.graph.node if n.op_type == op and n.domain in ("", "ai.onnx")):
+    for node in nodes:
         for attr in node.attribute:
             if attr.name in old.attributes or _is_default(attr, new):
                 continue
@@ -140,15 +141,32 @@ def _hide(model, carried: set[str]):
     return copy
 
 
-def _restore(model, target: int):
-    """Carried nodes back in the default domain, without the attributes their older version
-    lacks (carry_problem checked each holds its default)."""
+def _restore(model, target: int, source: int):
+    """Carried nodes back in the default domain; then, on every node, the attributes its version
+    at `target` lacks dropped where they hold their newer default (carry_problem checked the
+    carried ones; the converter's own adapters leave some, such as ReduceMean-18's
+    noop_with_empty_axes on ReduceMean-13), refused otherwise."""
     from onnx import defs
 
     for node in model.graph.node:
         if node.domain == CARRY_DOMAIN:
             node.domain = ""
-            known = defs.get_schema(node.op_type, target).attributes
+    for node in model.graph.node:
+        if node.domain not in ("", "ai.onnx"):
+            continue
+        known = defs.get_schema(node.op_type, target).attributes
+        extra = [a for a in node.attribute if a.name not in known]
+        for attr in extra:
+            newer = defs.get_schema(node.op_type, source)
+            if not _is_default(attr, newer) and not (
+                (node.op_type, attr.name) in MOOT and MOOT[node.op_type, attr.name](model, node)
+            ):
+                raise OpsetRefused(
+                    node.op_type,
+                    node.name,
+                    f"sets {attr.name}, which {node.op_type} at opset {target} does not have",
+                )
+        if extra:
             kept = [a for a in node.attribute if a.name in known]
             del node.attribute[:]
             node.attribute.extend(kept)
