@@ -139,9 +139,15 @@ def _planned_batch(data: bytes) -> int:
 
 
 def export_tflite(
-    module: nn.Module, example: torch.Tensor, path: Path, spec: Spec, out: BuildDir
+    module: nn.Module,
+    example: torch.Tensor,
+    path: Path,
+    spec: Spec,
+    out: BuildDir,
+    **convert: object,
 ) -> Skipped | None:
-    """`path` (.tflite): `module` converted by litert-torch at the example's batch."""
+    """`path` (.tflite): `module` converted by litert-torch at the example's batch; `convert`
+    goes to litert_torch.convert as it is (an int8 build passes its `quant_config`)."""
     skipped = missing("litert_torch", "litert-torch", path.name)
     if skipped:
         return skipped
@@ -149,7 +155,7 @@ def export_tflite(
         with quiet():
             import litert_torch
 
-            data = litert_torch.convert(module.eval(), (example,)).model_content()
+            data = litert_torch.convert(module.eval(), (example,), **convert).model_content()
     except Exception as exc:
         raise _failed("tflite", exc, spec, out, "export.litert.enabled") from exc
     # litert-torch imported jax, which warns at every later fork of this process; the one fork
