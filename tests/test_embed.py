@@ -50,7 +50,7 @@ RUNTIMES = {
     "c": (["c[cpu]"], False),
     "tract": (["tract"], True),
     "openvino": (["openvino[cpu]", "openvino[cpu,f32]"], True),
-    "opencv-dnn": (["opencv-dnn"], False),
+    "opencv-dnn": (["opencv-dnn"], True),
     "onnxruntime-node": (["onnxruntime-node"], True),
     "onnxruntime-web": (["onnxruntime-web[node]", "onnxruntime-web[chromium]"], True),
     "libtorch": (["libtorch[c++]"], False),

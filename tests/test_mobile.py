@@ -58,7 +58,7 @@ def test_a_broken_package_fails_only_its_row_in_one_line(folder, monkeypatch):
     monkeypatch.setitem(sys.modules, "executorch.runtime", None)
     monkeypatch.setitem(sys.modules, "ai_edge_litert.interpreter", None)
 
-    def broken(path):
+    def broken(model_bytes):
         raise cv2.error("OpenCV(5.1.0) dnn: backend failed to load\nsecond line")
 
     monkeypatch.setattr(cv2.dnn, "readNetFromONNX", broken)

@@ -11,7 +11,7 @@ import importlib.util
 
 import numpy as np
 
-from .base import RuntimeProblem, first_line
+from .base import Observed, RuntimeProblem, first_line
 from .onnx_model import OnnxModelRuntime
 from .registry import RuntimeKind, register
 
@@ -31,7 +31,7 @@ class OpenCvDnn(OnnxModelRuntime):
         try:
             import cv2
 
-            self.net = cv2.dnn.readNetFromONNX(str(self.out.onnx))
+            self.net = _read(self.model.SerializeToString())
         except Exception as exc:  # a broken install, a graph OpenCV cannot read
             raise RuntimeProblem(f"OpenCV could not load the model: {first_line(exc)}") from exc
         if self.threads:
@@ -40,6 +40,20 @@ class OpenCvDnn(OnnxModelRuntime):
     def run(self, x: np.ndarray) -> list[np.ndarray]:
         self.net.setInput(np.ascontiguousarray(x))
         return [np.asarray(self.net.forward()).copy()]
+
+    def observe(self, x: np.ndarray) -> Observed:
+        model, labels = self.observable()
+        net = _read(model.SerializeToString())
+        names = list(net.getUnconnectedOutLayersNames())  # the graph outputs, by tensor name
+        net.setInput(np.ascontiguousarray(x))
+        values = dict(zip(names, (np.asarray(v).copy() for v in net.forward(names))))
+        return [(name, values[name]) for name in labels if name in values]
+
+
+def _read(model_bytes: bytes):
+    import cv2
+
+    return cv2.dnn.readNetFromONNX(np.frombuffer(model_bytes, np.uint8))
 
 
 register(RuntimeKind("opencv-dnn", 75, lambda t: [OpenCvDnn(t.out, t.spec)]))
