@@ -1,4 +1,5 @@
-"""Stage 5, export: a trained nn.Module -> weights.pt, model.onnx, model.torchscript.pt, model.pt2.
+"""Stage 5, export: a trained nn.Module -> weights.pt, model.onnx, model.torchscript.pt, model.pt2,
+and where lenetc[mobile] is installed model.pte and model.tflite (mobile.py).
 
 Takes the module (eval mode), the spec and DataFacts (the dataset's name, normalization, labels
 and held-out samples); writes each artifact atomically into the build folder, then the golden
@@ -124,6 +125,8 @@ def export_all(model: nn.Module, spec: Spec, facts: DataFacts, out: BuildDir) ->
         skipped = run()
         if isinstance(skipped, mobile.Skipped):  # optional artifact: say why, time nothing
             report.skipped[skipped.artifact] = skipped.why
+            # an earlier build's file would be hashed into this build's manifest, and run
+            (out.root / skipped.artifact).unlink(missing_ok=True)
             continue
         report.seconds[name] = time.perf_counter() - start
     return report
