@@ -11,7 +11,7 @@ import importlib.util
 
 import numpy as np
 
-from .base import Observed, RuntimeProblem, first_line
+from .base import RuntimeProblem, first_line
 from .onnx_model import OnnxModelRuntime
 from .registry import RuntimeKind, register
 
@@ -41,13 +41,11 @@ class OpenCvDnn(OnnxModelRuntime):
         self.net.setInput(np.ascontiguousarray(x))
         return [np.asarray(self.net.forward()).copy()]
 
-    def observe(self, x: np.ndarray) -> Observed:
-        model, labels = self.observable()
+    def run_observable(self, model, x: np.ndarray) -> dict[str, np.ndarray]:
         net = _read(model.SerializeToString())
         names = list(net.getUnconnectedOutLayersNames())  # the graph outputs, by tensor name
         net.setInput(np.ascontiguousarray(x))
-        values = dict(zip(names, (np.asarray(v).copy() for v in net.forward(names))))
-        return [(name, values[name]) for name in labels if name in values]
+        return dict(zip(names, (np.asarray(v).copy() for v in net.forward(names))))
 
 
 def _read(model_bytes: bytes):
