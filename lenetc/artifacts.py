@@ -46,6 +46,8 @@ class BuildDir:
     onnx = property(lambda self: self.root / "model.onnx")
     torchscript = property(lambda self: self.root / "model.torchscript.pt")
     pt2 = property(lambda self: self.root / "model.pt2")
+    pte = property(lambda self: self.root / "model.pte")  # ExecuTorch, when installed
+    tflite = property(lambda self: self.root / "model.tflite")  # LiteRT, when installed
     metrics = property(lambda self: self.root / "metrics.jsonl")
     checkpoint = property(lambda self: self.root / "checkpoint.pt")
     heldout = property(lambda self: self.root / "heldout.npz")  # real test samples for verify

@@ -51,11 +51,15 @@ RUNTIMES = {
     "qemu": (["c[cortex-m4,qemu]", "c[cortex-m3,qemu]"], False),
     "tract": (["tract"], True),
     "openvino": (["openvino[cpu]", "openvino[cpu,f32]"], True),
+    "opencv-dnn": (["opencv-dnn"], True),
     "onnxruntime-node": (["onnxruntime-node"], True),
     "onnxruntime-web": (["onnxruntime-web[node]", "onnxruntime-web[chromium]"], True),
     "libtorch": (["libtorch[c++]"], False),
+    "executorch": (["executorch[xnnpack]"], False),
+    "litert": (["litert", "litert[builtin]"], False),
 }
-EMBEDDERS = ("tract", "openvino", "onnxruntime-node", "onnxruntime-web", "libtorch")
+EMBEDDERS = ("tract", "openvino", "opencv-dnn", "onnxruntime-node", "onnxruntime-web", "libtorch")
+MOBILE = ("executorch", "litert")  # model.pte and model.tflite, not model.onnx
 
 
 def need(build: BuildDir, *names: str) -> None:
@@ -152,12 +156,12 @@ def spec_builds(tmp_path_factory, lenet_build):
 @pytest.mark.parametrize("spec", SPECS, ids=[s.stem for s in SPECS])
 def test_every_embedding_runtime_passes_on_every_spec(spec, spec_builds):
     folder = spec_builds(spec)
-    need(folder, *EMBEDDERS)
-    report = verify_build(folder.root, runtimes=EMBEDDERS, write=False)
+    need(folder, *EMBEDDERS, *MOBILE)
+    report = verify_build(folder.root, runtimes=EMBEDDERS + MOBILE, write=False)
     sizes = report.batch_sizes
     assert 1 in sizes and any(b % 2 and b > 1 for b in sizes) and max(sizes) >= 32, sizes
     rows = _rows(report)
-    assert len(rows) == 7
+    assert len(rows) == sum(len(RUNTIMES[k][0]) for k in EMBEDDERS + MOBILE)
     for row in rows.values():
         assert _precision_ok(row), (row.runtime, row.reason, report.failures())
         assert row.outputs[0].elements > 0
@@ -188,9 +192,10 @@ def test_a_nudged_weight_fails_every_row_and_names_conv2(lenet_build, tmp_path):
     for kind, (names, observes) in RUNTIMES.items():
         for name in names:
             row = rows[name]
-            # they read model.py, model.pt2, c/model_weights.h (host and Cortex-M C): untouched
-            # here (test_c_target.py nudges the C weights file)
-            if kind in ("torch", "torch.export", "c", "qemu"):
+            # they read model.py, model.pt2, c/model_weights.h (host and Cortex-M C), model.pte,
+            # model.tflite: untouched here (test_c_target.py nudges the C weights file,
+            # test_mobile.py the mobile files)
+            if kind in ("torch", "torch.export", "c", "qemu", *MOBILE):
                 assert row.status == "PASS", name
                 continue
             assert not row.outputs[0].passed and row.outputs[0].max_abs > 1e-5, name
@@ -215,6 +220,13 @@ def _example_commands() -> dict[str, tuple[list[str], dict, tuple[str, ...]]]:
         "python-onnxruntime": ([py, str(ex / "python" / "classify_onnxruntime.py")], {}, ()),
         "python-tract": ([py, str(ex / "python" / "classify_tract.py")], {}, ("tract",)),
         "python-openvino": ([py, str(ex / "python" / "classify_openvino.py")], {}, ("openvino",)),
+        "python-opencv": ([py, str(ex / "python" / "classify_opencv.py")], {}, ("opencv-dnn",)),
+        "python-executorch": (
+            [py, str(ex / "python" / "classify_executorch.py")],
+            {},
+            ("executorch",),
+        ),
+        "python-litert": ([py, str(ex / "python" / "classify_litert.py")], {}, ("litert",)),
         "node": (["node", str(ex / "node" / "classify.js")], node_env, ("onnxruntime-node",)),
         "node-web": (
             ["node", str(ex / "node" / "classify.js")],
@@ -232,7 +244,18 @@ def _example_commands() -> dict[str, tuple[list[str], dict, tuple[str, ...]]]:
 
 @pytest.mark.parametrize(
     "example",
-    ["python-onnxruntime", "python-tract", "python-openvino", "node", "node-web", "browser", "cpp"],
+    [
+        "python-onnxruntime",
+        "python-tract",
+        "python-openvino",
+        "python-opencv",
+        "python-executorch",
+        "python-litert",
+        "node",
+        "node-web",
+        "browser",
+        "cpp",
+    ],
 )
 def test_each_example_program_reproduces_io_npz(example, lenet_build):
     cmd, env, runtimes = _example_commands()[example]
@@ -277,7 +300,7 @@ def test_an_unloadable_model_fails_each_onnx_row_with_its_runtimes_first_line(
     folder.onnx.write_bytes(folder.onnx.read_bytes()[:5000])  # truncated
     report = verify_build(folder.root, write=False)
     rows = _rows(report)
-    for name in ("tract", "openvino[cpu]", "openvino[cpu,f32]", "onnxruntime-node"):
+    for name in ("tract", "openvino[cpu]", "openvino[cpu,f32]", "opencv-dnn", "onnxruntime-node"):
         assert rows[name].status == "FAIL" and not rows[name].outputs, name
         assert "\n" not in rows[name].reason and rows[name].reason, name
     assert rows["onnxruntime-web[chromium]"].status == "FAIL"

@@ -264,15 +264,15 @@ def test_manifest_hashes_every_artifact_and_versions(lenet_build, tmp_path):
 def test_opset_range_is_enforced_by_the_spec(tmp_path):
     from lenetc.spec.config import OPSETS
 
-    assert OPSETS == (18, 25)
+    assert OPSETS == (13, 25)
     text = (ROOT / "specs" / "lenet5.yaml").read_text()
-    for opset, ok in ((17, False), (18, True), (25, True), (26, False)):
+    for opset, ok in ((12, False), (13, True), (17, True), (18, True), (25, True), (26, False)):
         path = tmp_path / f"s{opset}.yaml"
         path.write_text(text.replace("opset: 18", f"opset: {opset}"))
         if ok:
             assert load_spec(path).export.opset == opset
         else:
-            with pytest.raises(SpecError, match="outside the supported range 18 to 25"):
+            with pytest.raises(SpecError, match="outside the supported range 13 to 25"):
                 load_spec(path)
 
 

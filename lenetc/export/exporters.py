@@ -1,4 +1,5 @@
-"""Stage 5, export: a trained nn.Module -> weights.pt, model.onnx, model.torchscript.pt, model.pt2.
+"""Stage 5, export: a trained nn.Module -> weights.pt, model.onnx, model.torchscript.pt, model.pt2,
+and where lenetc[mobile] is installed model.pte and model.tflite (mobile.py).
 
 Takes the module (eval mode), the spec and DataFacts (the dataset's name, normalization, labels
 and held-out samples); writes each artifact atomically into the build folder, then the golden
@@ -27,11 +28,12 @@ from torch import nn
 from .. import __version__
 from ..artifacts import BuildDir, write_bytes
 from ..check.shapes import check
-from ..errors import RuntimeFailure
+from ..errors import Location, Problem, RuntimeFailure, SpecError
 from ..expected_warnings import TORCHSCRIPT_WARNINGS, expected_warnings
+from ..spec.config import NATIVE_OPSET
 from ..spec.load import Spec
 from ..targets.c import DatasetInfo
-from . import golden_io, onnx_meta
+from . import golden_io, mobile, onnx_meta, onnx_opset
 from .c_selftest import export_selftest
 from .c_weights import export_c
 from .failure import failure
@@ -95,11 +97,14 @@ class ExportReport:
     opset: int
     seconds: dict[str, float] = field(default_factory=dict)
     batch_max_abs: dict[int, float] = field(default_factory=dict)  # ORT vs torch, float32
+    skipped: dict[str, str] = field(default_factory=dict)  # artifact -> why it was not written
 
     def summary(self) -> str:
         times = ", ".join(f"{k} {v:.1f} s" for k, v in self.seconds.items())
         batches = ", ".join(f"{b}: {d:.1e}" for b, d in self.batch_max_abs.items())
-        return f"exported (opset {self.opset}): {times}; ONNX batch max |diff| {batches}"
+        lines = [f"exported (opset {self.opset}): {times}; ONNX batch max |diff| {batches}"]
+        lines += [f"  {name} not exported: {why}" for name, why in self.skipped.items()]
+        return "\n".join(lines)
 
 
 def export_all(model: nn.Module, spec: Spec, facts: DataFacts, out: BuildDir) -> ExportReport:
@@ -114,10 +119,17 @@ def export_all(model: nn.Module, spec: Spec, facts: DataFacts, out: BuildDir) ->
         ("pt2", lambda: export_program(model, spec, out)),
         ("golden", lambda: export_golden(model, spec, facts, out)),
         ("selftest", lambda: export_selftest(out, spec)),  # c/selftest.c from io.npz
+        ("pte", lambda: export_pte(model, spec, out)),
+        ("tflite", lambda: export_tflite(model, spec, out)),
     )
     for name, run in stages:
         start = time.perf_counter()
-        run()
+        skipped = run()
+        if isinstance(skipped, mobile.Skipped):  # optional artifact: say why, time nothing
+            report.skipped[skipped.artifact] = skipped.why
+            # an earlier build's file would be hashed into this build's manifest, and run
+            (out.root / skipped.artifact).unlink(missing_ok=True)
+            continue
         report.seconds[name] = time.perf_counter() - start
     return report
 
@@ -138,6 +150,7 @@ def export_onnx(model: nn.Module, spec: Spec, facts: DataFacts, out: BuildDir) -
 
     dynamic = spec.export.dynamic_batch
     batch = 2 if dynamic else STATIC_BATCH
+    native = max(spec.export.opset, NATIVE_OPSET)  # below 18 the exporter would keep 18 silently
     shapes = {FORWARD_ARG: {0: torch.export.Dim("batch", min=1, max=MAX_BATCH)}}
     if not dynamic:
         shapes = None
@@ -150,7 +163,7 @@ def export_onnx(model: nn.Module, spec: Spec, facts: DataFacts, out: BuildDir) -
                     None,
                     input_names=[INPUT_NAME],
                     output_names=[OUTPUT_NAME],
-                    opset_version=spec.export.opset,
+                    opset_version=native,
                     dynamic_shapes=shapes,
                     verbose=False,
                 )
@@ -159,11 +172,13 @@ def export_onnx(model: nn.Module, spec: Spec, facts: DataFacts, out: BuildDir) -
         raise failure("onnx", exc, spec, out) from exc
 
     written = [o.version for o in proto.opset_import if o.domain in ("", "ai.onnx")]
-    if written != [spec.export.opset]:
+    if written != [native]:
         raise RuntimeFailure(
-            f"export stage onnx: asked for opset {spec.export.opset}, the exporter wrote "
+            f"export stage onnx: asked for opset {native}, the exporter wrote "
             f"{written}; use an opset it supports natively"
         )
+    if spec.export.opset < native:
+        proto = older_opset(proto, spec)
     meta = onnx_meta.describe(
         lenetc_version=__version__,
         spec_name=spec.name,
@@ -198,6 +213,37 @@ def export_onnx(model: nn.Module, spec: Spec, facts: DataFacts, out: BuildDir) -
     diffs = prove_batches(model, data, spec, PROOF_BATCHES if dynamic else (STATIC_BATCH,))
     write_bytes(out.onnx, data)
     return diffs
+
+
+def older_opset(proto, spec: Spec):
+    """The opset-18 export converted down to export.onnx.opset; refused (exit 2) with the
+    operator named when that opset cannot express it."""
+    try:
+        return onnx_opset.convert(proto, spec.export.opset)
+    except onnx_opset.OpsetRefused as exc:
+        raise SpecError(
+            Problem(
+                f"export.onnx.opset: opset {spec.export.opset} cannot express this network: {exc}",
+                Location(str(spec.path), spec.export.opset_line),
+                hint=f"use opset: {NATIVE_OPSET} or higher",
+            )
+        ) from None
+
+
+def export_pte(model: nn.Module, spec: Spec, out: BuildDir) -> mobile.Skipped | None:
+    """model.pte (ExecuTorch, XNNPACK), when export.executorch.enabled and executorch is here."""
+    if not spec.export.executorch:
+        return mobile.Skipped("model.pte", "export.executorch.enabled is false")
+    return mobile.export_pte(
+        model, example_input(spec), out.pte, spec.export.executorch_max_batch, spec, out
+    )
+
+
+def export_tflite(model: nn.Module, spec: Spec, out: BuildDir) -> mobile.Skipped | None:
+    """model.tflite (LiteRT, batch 1), when export.litert.enabled and litert-torch is here."""
+    if not spec.export.litert:
+        return mobile.Skipped("model.tflite", "export.litert.enabled is false")
+    return mobile.export_tflite(model, example_input(spec, 1), out.tflite, spec, out)
 
 
 def prove_batches(

@@ -22,6 +22,8 @@ from .. import __version__
 from ..artifacts import BuildDir, write_bytes
 
 DISTRIBUTIONS = ("torch", "onnx", "onnxruntime", "onnxscript", "numpy")
+# The converters of the optional mobile files: recorded when they wrote one.
+MOBILE_DISTRIBUTIONS = {"model.pte": "executorch", "model.tflite": "litert-torch"}
 
 
 def versions() -> dict[str, str]:
@@ -60,9 +62,16 @@ def entry(path: Path) -> dict:
 
 
 def write_manifest(out: BuildDir) -> dict:
+    found = versions()
+    for name, dist in MOBILE_DISTRIBUTIONS.items():
+        if (out.root / name).is_file():
+            try:
+                found[dist] = importlib.metadata.version(dist)
+            except importlib.metadata.PackageNotFoundError:
+                found[dist] = "not installed"
     manifest = {
         "lenetc": __version__,
-        "versions": versions(),
+        "versions": found,
         "artifacts": {p.relative_to(out.root).as_posix(): entry(p) for p in artifact_files(out)},
     }
     return _write(out, manifest)

@@ -35,12 +35,16 @@ PROVIDERS = ("cpu", "cuda")
 QUANT_SCHEMES = ("int8",)
 # onnxruntime.quantization's calibrators (CalibrationMethod.MinMax / Percentile / Entropy)
 CALIBRATION_METHODS = ("minmax", "percentile", "entropy")
-# Inclusive range the dynamo exporter of torch 2.13 writes as asked, for every layer kind, and
-# onnxruntime 1.32 runs (measured; tests/test_export_opsets.py keeps it honest). Below 18 the
-# exporter down-converts through the ONNX C API and, when that fails, silently keeps 18; from
-# 26 up its up-conversion emits Gelu-20 under a newer domain version and the checker rejects it.
-OPSETS = (18, 25)
+# Inclusive range of export.onnx.opset. 18 to 25: the dynamo exporter of torch 2.13 writes them
+# as asked, for every layer kind (from 26 up its up-conversion emits Gelu-20 under a newer domain
+# version and the checker rejects it). 13 to 17: the exporter itself ignores them (onnxscript's
+# torch_2_6.convert_version logs "Conversion to opset < 18 is not supported" and keeps 18), so
+# lenetc exports 18 and converts down with onnx.version_converter (export/onnx_opset.py), refusing
+# an operator that the older opset cannot express. tests/test_export.py keeps the range honest.
+OPSETS = (13, 25)
+NATIVE_OPSET = 18  # the lowest opset the exporter writes itself
 DEFAULT_OPSET = 18
+MAX_PTE_BATCH = 65536  # export.executorch.max_batch: ExecuTorch plans its input and output for it
 
 
 @dataclass(frozen=True)
@@ -99,6 +103,10 @@ class ExportConfig:
     opset: int = DEFAULT_OPSET
     dynamic_batch: bool = True
     torchscript_mode: str = "script"
+    opset_line: int = 0  # where export.onnx.opset is written (0: the default), for a refusal
+    executorch: bool = True  # model.pte, when the executorch package is installed
+    executorch_max_batch: int = 1024  # ExecuTorch plans memory for this batch; larger run in chunks
+    litert: bool = True  # model.tflite, when litert-torch is installed
 
 
 @dataclass(frozen=True)
@@ -317,7 +325,9 @@ def _read_early_stopping(data: Any, report: Reporter, line: int) -> int | None:
 
 
 def read_export(data: Any, report: Reporter, line: int) -> ExportConfig:
-    s = Section(data, ["onnx", "torchscript"], report, where="export", line=line)
+    s = Section(
+        data, ["onnx", "torchscript", "executorch", "litert"], report, where="export", line=line
+    )
     d = ExportConfig()
     onnx = Section(
         s.raw("onnx"), ["opset", "dynamic_batch"], report, where="export.onnx", line=s.line("onnx")
@@ -337,10 +347,26 @@ def read_export(data: Any, report: Reporter, line: int) -> ExportConfig:
             onnx.line("opset"),
             hint=f"use opset: {DEFAULT_OPSET}",
         )
+    pte = Section(
+        s.raw("executorch"),
+        ["enabled", "max_batch"],
+        report,
+        where="export.executorch",
+        line=s.line("executorch"),
+    )
+    tflite = Section(
+        s.raw("litert"), ["enabled"], report, where="export.litert", line=s.line("litert")
+    )
     return ExportConfig(
         opset=opset or d.opset,
         dynamic_batch=onnx.get("dynamic_batch", boolean, d.dynamic_batch),
         torchscript_mode=ts.get("mode", choice("script", "trace"), d.torchscript_mode),
+        opset_line=onnx.line("opset") if onnx.has("opset") else 0,
+        executorch=pte.get("enabled", boolean, d.executorch),
+        executorch_max_batch=pte.get(
+            "max_batch", integer(1, MAX_PTE_BATCH, "a batch size"), d.executorch_max_batch
+        ),
+        litert=tflite.get("enabled", boolean, d.litert),
     )
 
 
