@@ -177,6 +177,10 @@ def loader(
         batch_size=None,  # the sampler yields whole batches
         num_workers=workers,
         pin_memory=pin,
+        # workers start from a fork server, not a fork of this process: forking a process whose
+        # libraries run threads (jax under litert-torch, OpenMP pools) can crash or deadlock the
+        # child; the streamed splits pickle, and Python 3.14 makes forkserver the default anyway
+        multiprocessing_context="forkserver" if workers else None,
         # its own generator: a DataLoader draws a seed for its workers each epoch, and drawing
         # it from the global RNG would shift dropout's stream (and break an exact resume)
         generator=torch.Generator().manual_seed(0),
