@@ -7,6 +7,8 @@ graph whose outputs are all of them and asks the adapter's `run_observable` to r
 
 from __future__ import annotations
 
+import abc
+
 import numpy as np
 
 from .base import Observed, Runtime, RuntimeProblem, first_line
@@ -52,6 +54,6 @@ class OnnxModelRuntime(Runtime):
         values = self.run_observable(model, x)
         return [(name, values[name]) for name in labels if name in values]
 
+    @abc.abstractmethod
     def run_observable(self, model, x: np.ndarray) -> dict[str, np.ndarray]:
         """The outputs of `model` (observable()'s copy) on x, by name: each adapter's own way."""
-        raise NotImplementedError

@@ -154,10 +154,10 @@ class ProgramRuntime(abc.ABC):
 
 
 class OnnxProgramRuntime(ProgramRuntime):
-    """A program that runs model.onnx: it observes intermediates through the all-outputs copy."""
+    """A program that runs model.onnx, and the all-outputs copy when asked to observe."""
 
-    def observe(self, x: np.ndarray):
-        model, labels = self.observable()
+    def run_observable(self, model, x: np.ndarray) -> dict[str, np.ndarray]:
+        """The all-outputs copy of model.onnx run by the program (observe: OnnxModelRuntime's)."""
         with case_dir() as folder:
             write_cases(folder, [x])
             path = folder / "observable.onnx"
@@ -165,5 +165,4 @@ class OnnxProgramRuntime(ProgramRuntime):
             cmd, env = self.command(folder, path)
             run_program(cmd, self.timeout, env)
             (outputs,) = read_outputs(folder, 1)
-        values = dict(zip([o.name for o in model.graph.output], outputs))
-        return [(name, values[name]) for name in labels if name in values]
+        return dict(zip([o.name for o in model.graph.output], outputs))
